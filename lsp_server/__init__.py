@@ -1,0 +1,1 @@
+"""Code Context: semantic code search as a language server."""

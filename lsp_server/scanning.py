@@ -1,0 +1,209 @@
+"""Find the files worth indexing in a workspace, and say why the others were skipped.
+
+Honours .gitignore at every depth plus .ignore, always skips VCS and dependency folders,
+build outputs, lock files, minified bundles, binaries, oversized files and secrets.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import logging
+import os
+import stat
+from collections.abc import Iterator
+from pathlib import Path
+
+import attrs
+import pathspec
+
+from .languages import language_for
+from .settings import IndexSettings
+
+log = logging.getLogger(__name__)
+
+SKIP_DIRS = frozenset({
+    ".git", ".hg", ".svn", ".jj", "node_modules", "bower_components", "vendor",
+    ".venv", "venv", "env", ".env", "virtualenv", "__pycache__", ".mypy_cache", ".pytest_cache",
+    ".ruff_cache", ".tox", ".nox", ".eggs", "site-packages",
+    "dist", "build", "out", "target", ".next", ".nuxt", ".svelte-kit", ".gradle", ".idea",
+    "coverage", "htmlcov", ".cache", ".terraform", ".direnv",
+})
+LOCK_FILES = frozenset({
+    "package-lock.json", "yarn.lock", "pnpm-lock.yaml", "poetry.lock", "Pipfile.lock", "Cargo.lock",
+    "composer.lock", "Gemfile.lock", "go.sum", "uv.lock", "bun.lockb", "flake.lock", "packages.lock.json",
+})
+GENERATED_PATTERNS = ("*.min.js", "*.min.css", "*.bundle.js", "*.map", "*-min.js", "*.chunk.js")
+SECRET_PATTERNS = (
+    ".env", ".env.*", "*.env", ".envrc", "*.pem", "*.key", "*.p12", "*.pfx", "*.jks", "*.keystore",
+    "id_rsa*", "id_dsa*", "id_ecdsa*", "id_ed25519*", "*.ppk", ".netrc", ".npmrc", ".pypirc",
+    "credentials", "credentials.*", "*credentials*.json", "secrets.*", "*.secret", "*.secrets",
+    ".htpasswd", "*.kdbx", "service-account*.json", "*.gpg", "*.asc",
+)
+BINARY_SNIFF_BYTES = 8192
+
+
+@attrs.frozen
+class FileInfo:
+    path: str  # workspace-relative, posix separators
+    size: int
+    mtime_ns: int
+    language: str
+
+
+@attrs.define
+class ScanReport:
+    files: list[FileInfo] = attrs.Factory(list)
+    skipped: dict[str, str] = attrs.Factory(dict)  # relative path -> reason
+
+
+def is_secret(name: str) -> bool:
+    return any(fnmatch.fnmatchcase(name, pattern) for pattern in SECRET_PATTERNS)
+
+
+def is_binary(head: bytes) -> bool:
+    return b"\0" in head[:BINARY_SNIFF_BYTES]
+
+
+class IgnoreRules:
+    """.gitignore/.ignore files by directory, applied to paths below them."""
+
+    def __init__(self, root: Path, settings: IndexSettings) -> None:
+        self.root = root
+        self.respect_gitignore = settings.respect_gitignore
+        self.include = pathspec.PathSpec.from_lines("gitwildmatch", settings.include) if settings.include else None
+        self.exclude = pathspec.PathSpec.from_lines("gitwildmatch", settings.exclude)
+        self._specs: dict[str, pathspec.PathSpec | None] = {}
+
+    def _spec_for(self, rel_dir: str) -> pathspec.PathSpec | None:
+        if rel_dir not in self._specs:
+            lines: list[str] = []
+            base = self.root / rel_dir if rel_dir else self.root
+            for name in (".gitignore", ".ignore"):
+                try:
+                    lines.extend((base / name).read_text(encoding="utf-8", errors="replace").splitlines())
+                except OSError:
+                    continue
+            self._specs[rel_dir] = pathspec.PathSpec.from_lines("gitwildmatch", lines) if lines else None
+        return self._specs[rel_dir]
+
+    def ignored(self, rel_path: str, is_dir: bool) -> bool:
+        if not self.respect_gitignore:
+            return False
+        parts = rel_path.split("/")
+        # Check every ancestor's ignore file against the path relative to that ancestor.
+        for depth in range(len(parts)):
+            spec = self._spec_for("/".join(parts[:depth]))
+            if spec is None:
+                continue
+            sub = "/".join(parts[depth:]) + ("/" if is_dir else "")
+            if spec.match_file(sub):
+                return True
+        return False
+
+    def selected(self, rel_path: str) -> bool:
+        """The user's include/exclude globs from settings."""
+        if self.exclude.match_file(rel_path):
+            return False
+        return self.include is None or self.include.match_file(rel_path)
+
+
+def skip_reason(rel_path: str, st: os.stat_result, max_bytes: int) -> str | None:
+    """Why a file found on disk must not be indexed, judged without reading it."""
+    name = rel_path.rsplit("/", 1)[-1]
+    if is_secret(name):
+        return "may hold secrets"
+    if name in LOCK_FILES:
+        return "lock file"
+    if any(fnmatch.fnmatchcase(name, p) for p in GENERATED_PATTERNS):
+        return "minified or generated"
+    if language_for(name) is None:
+        return "not a known source or text type"
+    if st.st_size > max_bytes:
+        return f"larger than {max_bytes // 1024} KiB"
+    return None
+
+
+def scan(root: Path, settings: IndexSettings) -> ScanReport:
+    """Every indexable file under root, without reading file contents beyond nothing at all.
+
+    Binary detection needs content, so it happens when the file is read for chunking.
+    """
+    report = ScanReport()
+    for info_or_skip in _walk(root, settings):
+        if isinstance(info_or_skip, FileInfo):
+            report.files.append(info_or_skip)
+        else:
+            rel, reason = info_or_skip
+            report.skipped[rel] = reason
+    report.files.sort(key=lambda f: f.path)
+    return report
+
+
+def _walk(root: Path, settings: IndexSettings) -> Iterator[FileInfo | tuple[str, str]]:
+    rules = IgnoreRules(root, settings)
+    max_bytes = settings.max_file_size_kb * 1024
+    seen_dirs: set[tuple[int, int]] = set()
+    stack = [""]
+    while stack:
+        rel_dir = stack.pop()
+        abs_dir = root / rel_dir if rel_dir else root
+        try:
+            st = abs_dir.stat()
+            key = (st.st_dev, st.st_ino)
+            if key in seen_dirs:
+                yield rel_dir, "symlink loop"
+                continue
+            seen_dirs.add(key)
+            entries = list(os.scandir(abs_dir))
+        except OSError as exc:
+            yield rel_dir or ".", f"unreadable directory: {exc.strerror or exc}"
+            continue
+        for entry in entries:
+            rel = f"{rel_dir}/{entry.name}" if rel_dir else entry.name
+            if "\n" in entry.name or "\r" in entry.name:
+                yield rel, "newline in file name"
+                continue
+            try:
+                st = entry.stat(follow_symlinks=True)
+            except OSError as exc:
+                yield rel, f"cannot stat: {exc.strerror or exc}"
+                continue
+            if stat.S_ISDIR(st.st_mode):
+                if entry.name in SKIP_DIRS or rules.ignored(rel, is_dir=True):
+                    continue
+                if entry.is_symlink():
+                    target = Path(os.path.realpath(entry.path))
+                    if target == root or root in target.parents:
+                        yield rel, "symlink into the workspace"
+                        continue
+                stack.append(rel)
+            elif stat.S_ISREG(st.st_mode):
+                if rules.ignored(rel, is_dir=False) or not rules.selected(rel):
+                    continue
+                reason = skip_reason(rel, st, max_bytes)
+                if reason:
+                    yield rel, reason
+                    continue
+                yield FileInfo(rel, st.st_size, st.st_mtime_ns, language_for(entry.name) or "text")
+
+
+def should_index(root: Path, rel_path: str, settings: IndexSettings) -> str | None:
+    """The skip reason for one path (for editor events), or None when it belongs in the index."""
+    parts = rel_path.split("/")
+    if any(p in SKIP_DIRS for p in parts[:-1]) or ".." in parts:
+        return "excluded directory"
+    rules = IgnoreRules(root, settings)
+    for depth in range(1, len(parts)):
+        if rules.ignored("/".join(parts[:depth]), is_dir=True):
+            return "ignored by .gitignore"
+    if rules.ignored(rel_path, is_dir=False):
+        return "ignored by .gitignore"
+    if not rules.selected(rel_path):
+        return "outside include/exclude settings"
+    try:
+        st = (root / rel_path).stat()
+    except OSError as exc:
+        return f"cannot stat: {exc.strerror or exc}"
+    if not stat.S_ISREG(st.st_mode):
+        return "not a regular file"
+    return skip_reason(rel_path, st, settings.max_file_size_kb * 1024)

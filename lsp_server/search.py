@@ -1,0 +1,173 @@
+"""Answer a query from a folder's index: keyword (BM25), semantic (dense) or hybrid.
+
+Hybrid fuses normalised scores with weights rather than reciprocal ranks: on stdlib code,
+plain RRF scored below the dense retriever alone, while weighted normalised fusion beat
+both. Results from the same file whose lines overlap are merged into one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import attrs
+import pathspec
+
+from . import tokens
+from .settings import MODES
+from .store import Hit, quote_list
+
+if TYPE_CHECKING:
+    from .index import WorkspaceIndex
+
+MAX_QUERY_CHARS = 1000
+DENSE_WEIGHT = 0.6
+KEYWORD_WEIGHT = 0.4
+# Candidates fetched from each retriever per result asked for.
+OVERSAMPLE = 3
+MIN_CANDIDATES = 30
+
+
+class InvalidInput(ValueError):
+    """Bad input from a user or client; ``field`` names what to fix."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
+
+
+@attrs.frozen
+class Result:
+    root: Path
+    path: str  # relative to root, posix
+    start_line: int  # 1-based, inclusive
+    end_line: int  # 1-based, inclusive
+    score: float
+    language: str
+    content: str
+    symbol: str | None = None
+    kind: int | None = None
+
+
+def validate(query: object, limit: object, mode: object) -> tuple[str, int, str]:
+    if not isinstance(query, str) or not query.strip():
+        raise InvalidInput("query", "must be a non-empty string")
+    if len(query) > MAX_QUERY_CHARS:
+        raise InvalidInput("query", f"must be at most {MAX_QUERY_CHARS} characters")
+    if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= 100:
+        raise InvalidInput("limit", "must be an integer from 1 to 100")
+    if mode not in MODES:
+        raise InvalidInput("mode", f"must be one of {', '.join(MODES)}")
+    return query.strip(), limit, mode  # type: ignore[return-value]
+
+
+def filter_expr(index: WorkspaceIndex, include: Sequence[str] = (), exclude: Sequence[str] = (),
+                languages: Sequence[str] = ()) -> str | None:
+    """A Milvus filter for the globs and languages; None when nothing can match."""
+    clauses = []
+    if languages:
+        clauses.append(f"language in {quote_list(languages)}")
+    if include or exclude:
+        paths = list(index.snapshot.all())
+        inc = pathspec.PathSpec.from_lines("gitwildmatch", include) if include else None
+        exc = pathspec.PathSpec.from_lines("gitwildmatch", exclude)
+        kept = [p for p in paths if (inc is None or inc.match_file(p)) and not exc.match_file(p)]
+        if not kept:
+            return None
+        if len(kept) < len(paths):
+            dropped = sorted(set(paths) - set(kept))
+            clauses.append(f"path in {quote_list(kept)}" if len(kept) <= len(dropped)
+                           else f"path not in {quote_list(dropped)}")
+    return " and ".join(clauses)
+
+
+def _normalise(hits: list[Hit], min_max: bool) -> dict[str, float]:
+    if not hits:
+        return {}
+    scores = [h.score for h in hits]
+    top, low = max(scores), min(scores)
+    if not min_max:
+        return {h.id: (h.score / top if top > 0 else 0.0) for h in hits}
+    span = top - low
+    return {h.id: ((h.score - low) / span if span > 0 else 1.0) for h in hits}
+
+
+def fuse(dense: list[Hit], keyword: list[Hit], dense_weight: float = DENSE_WEIGHT,
+         keyword_weight: float = KEYWORD_WEIGHT) -> list[tuple[Hit, float]]:
+    """Weighted sum of per-list normalised scores; a hit missing from a list scores 0 there."""
+    d = _normalise(dense, min_max=True)
+    k = _normalise(keyword, min_max=False)
+    by_id = {h.id: h for h in [*keyword, *dense]}
+    fused = [(by_id[i], dense_weight * d.get(i, 0.0) + keyword_weight * k.get(i, 0.0)) for i in by_id]
+    fused.sort(key=lambda pair: pair[1], reverse=True)
+    return fused
+
+
+def rrf(dense: list[Hit], keyword: list[Hit], k: int = 100) -> list[tuple[Hit, float]]:
+    """Reciprocal-rank fusion: the baseline the benchmark compares against."""
+    scores: dict[str, float] = {}
+    by_id: dict[str, Hit] = {}
+    for hits in (dense, keyword):
+        for rank, h in enumerate(hits):
+            scores[h.id] = scores.get(h.id, 0.0) + 1.0 / (k + rank + 1)
+            by_id[h.id] = h
+    return sorted(((by_id[i], s) for i, s in scores.items()), key=lambda p: p[1], reverse=True)
+
+
+def merge_overlapping(results: list[Result]) -> list[Result]:
+    """Keep the best of results that share lines of the same file (input sorted best first)."""
+    kept: list[Result] = []
+    for r in results:
+        if any(k.root == r.root and k.path == r.path and k.start_line <= r.end_line and r.start_line <= k.end_line
+               for k in kept):
+            continue
+        kept.append(r)
+    return kept
+
+
+def retrieve(index: WorkspaceIndex, query: str, mode: str, candidates: int,
+             expr: str = "") -> tuple[list[Hit], list[Hit]]:
+    """The dense and keyword candidate lists for a query (one is empty unless hybrid)."""
+    dense: list[Hit] = []
+    keyword: list[Hit] = []
+    if mode in ("hybrid", "keyword"):
+        keyword = index.store.keyword_search(" ".join(tokens.query_terms(query)), candidates, expr)
+    if mode in ("hybrid", "semantic"):
+        dense = index.store.dense_search(index.embedder.embed_query(query), candidates, expr)
+    return dense, keyword
+
+
+def search(index: WorkspaceIndex, query: str, limit: int = 10, mode: str = "hybrid",
+           include: Sequence[str] = (), exclude: Sequence[str] = (),
+           languages: Sequence[str] = ()) -> list[Result]:
+    query, limit, mode = validate(query, limit, mode)
+    expr = filter_expr(index, include, exclude, languages)
+    if expr is None:
+        return []
+    candidates = max(limit * OVERSAMPLE, MIN_CANDIDATES)
+    dense, keyword = retrieve(index, query, mode, candidates, expr)
+    if mode == "keyword":
+        ranked = [(h, h.score) for h in keyword]
+    elif mode == "semantic":
+        ranked = [(h, h.score) for h in dense]
+    else:
+        ranked = fuse(dense, keyword)
+    return merge_overlapping([_result(index, h, s) for h, s in ranked])[:limit]
+
+
+def similar(index: WorkspaceIndex, rel_path: str, text: str, start_line: int, end_line: int,
+            limit: int = 10) -> list[Result]:
+    """Code that reads like the given lines, leaving out those lines themselves."""
+    if not text.strip():
+        raise InvalidInput("range", "selects no code")
+    vector = index.embedder.embed_query(f"{rel_path}\n{text}")
+    hits = index.store.dense_search(vector, limit + MIN_CANDIDATES)
+    results = [_result(index, h, h.score) for h in hits
+               if not (h.path == rel_path and h.start_line <= end_line and start_line <= h.end_line)]
+    return merge_overlapping(results)[:limit]
+
+
+def _result(index: WorkspaceIndex, h: Hit, score: float) -> Result:
+    return Result(index.root, h.path, h.start_line, h.end_line, round(float(score), 6), h.language, h.content,
+                  h.symbol or None, h.kind or None)

@@ -1,0 +1,226 @@
+"""Chunks in Milvus: a dense vector and a BM25 sparse field per chunk.
+
+Milvus Lite (a file in the user's cache directory) by default; the same code talks to a
+Milvus server or Zilliz Cloud given a URI. One collection per (workspace, embedding model,
+dimension), so vectors of two models never meet.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from collections.abc import Iterable
+from typing import Any
+
+import attrs
+import numpy as np
+from pymilvus import DataType, Function, FunctionType, MilvusClient, MilvusException
+
+log = logging.getLogger(__name__)
+
+MAX_PATH_BYTES = 2048
+MAX_TEXT_BYTES = 60_000  # under Milvus' 65,535-byte VARCHAR limit
+OUTPUT_FIELDS = ["id", "path", "language", "start_line", "end_line", "symbol", "kind", "content"]
+
+
+class StoreError(Exception):
+    """The vector store failed or cannot be reached; the message says which and where."""
+
+
+@attrs.frozen
+class Hit:
+    id: str
+    score: float
+    path: str
+    language: str
+    start_line: int
+    end_line: int
+    symbol: str
+    kind: int
+    content: str
+
+
+def _clip(text: str, limit: int) -> str:
+    data = text.encode("utf-8", "replace")
+    if len(data) <= limit:
+        return text
+    return data[:limit].decode("utf-8", "ignore")
+
+
+def quote_list(values: Iterable[str]) -> str:
+    """A Milvus filter list literal. Lite has no filter templates, so strings are escaped."""
+    return json.dumps(list(values), ensure_ascii=False)
+
+
+class Store:
+    def __init__(self, uri: str, collection: str, dimension: int, token: str | None = None) -> None:
+        self.uri = uri
+        self.collection = collection
+        self.dimension = dimension
+        # Chunks not yet embedded carry this vector and embedded=false; dense search skips them.
+        self._placeholder = np.zeros(dimension, dtype=np.float32)
+        self._placeholder[0] = 1.0
+        self._lock = threading.RLock()
+        try:
+            self._client = MilvusClient(uri=uri, token=token or "")
+            self._ensure_collection()
+        except MilvusException as exc:
+            raise StoreError(f"cannot open the vector store at {display_uri(uri)}: {exc.message}") from exc
+        except Exception as exc:
+            raise StoreError(f"cannot open the vector store at {display_uri(uri)}: {exc}") from exc
+
+    def _ensure_collection(self) -> None:
+        client = self._client
+        if not client.has_collection(self.collection):
+            schema = client.create_schema(auto_id=False, enable_dynamic_field=False)
+            schema.add_field("id", DataType.VARCHAR, is_primary=True, max_length=64)
+            schema.add_field("path", DataType.VARCHAR, max_length=MAX_PATH_BYTES)
+            schema.add_field("language", DataType.VARCHAR, max_length=32)
+            schema.add_field("start_line", DataType.INT64)
+            schema.add_field("end_line", DataType.INT64)
+            schema.add_field("symbol", DataType.VARCHAR, max_length=1024)
+            schema.add_field("kind", DataType.INT64)
+            schema.add_field("content", DataType.VARCHAR, max_length=65_535)
+            schema.add_field("search_text", DataType.VARCHAR, max_length=65_535, enable_analyzer=True)
+            schema.add_field("embedded", DataType.BOOL)
+            schema.add_field("dense", DataType.FLOAT_VECTOR, dim=self.dimension)
+            schema.add_field("sparse", DataType.SPARSE_FLOAT_VECTOR)
+            schema.add_function(Function(name="bm25", function_type=FunctionType.BM25,
+                                         input_field_names=["search_text"], output_field_names=["sparse"]))
+            index = client.prepare_index_params()
+            index.add_index("dense", index_type="AUTOINDEX", metric_type="COSINE")
+            index.add_index("sparse", index_type="SPARSE_INVERTED_INDEX", metric_type="BM25")
+            index.add_index("path", index_type="INVERTED")
+            client.create_collection(self.collection, schema=schema, index_params=index)
+        client.load_collection(self.collection)
+
+    # --- writes -------------------------------------------------------------------------
+    def row(self, *, id: str, path: str, language: str, start_line: int, end_line: int, symbol: str,
+            kind: int, content: str, search_text: str, vector: np.ndarray | None) -> dict[str, Any]:
+        return {
+            "id": id, "path": _clip(path, MAX_PATH_BYTES), "language": language[:32],
+            "start_line": start_line, "end_line": end_line, "symbol": _clip(symbol, 1024), "kind": kind,
+            "content": _clip(content, MAX_TEXT_BYTES), "search_text": _clip(search_text, MAX_TEXT_BYTES),
+            "embedded": vector is not None,
+            "dense": (self._placeholder if vector is None else np.asarray(vector, dtype=np.float32)).tolist(),
+        }
+
+    def replace_paths(self, paths: list[str], rows: list[dict[str, Any]]) -> None:
+        """Delete every chunk of these files, then insert their new chunks."""
+        with self._lock:
+            self.delete_paths(paths)
+            for start in range(0, len(rows), 500):
+                self._call(self._client.insert, self.collection, rows[start:start + 500])
+
+    def delete_paths(self, paths: Iterable[str]) -> None:
+        paths = list(paths)
+        with self._lock:
+            for start in range(0, len(paths), 200):
+                part = paths[start:start + 200]
+                self._call(self._client.delete, self.collection, filter=f"path in {quote_list(part)}")
+
+    def set_vectors(self, rows: list[dict[str, Any]], vectors: np.ndarray) -> int:
+        """Fill in vectors of rows still present; a row deleted meanwhile is not resurrected."""
+        with self._lock:
+            present = self.existing_ids([r["id"] for r in rows])
+            updated = []
+            for row, vector in zip(rows, vectors):
+                if row["id"] in present:
+                    updated.append({**row, "embedded": True, "dense": np.asarray(vector, np.float32).tolist()})
+            if updated:
+                self._call(self._client.upsert, self.collection, updated)
+            return len(updated)
+
+    def flush(self) -> None:
+        """Seal growing segments: Milvus searches unsealed rows by brute force."""
+        with self._lock:
+            self._call(self._client.flush, self.collection)
+
+    def drop(self) -> None:
+        with self._lock:
+            self._call(self._client.drop_collection, self.collection)
+
+    def close(self) -> None:
+        try:
+            self._client.close()
+        except Exception:  # closing a dead connection must not mask the real error
+            pass
+
+    # --- reads --------------------------------------------------------------------------
+    def existing_ids(self, ids: list[str]) -> set[str]:
+        found: set[str] = set()
+        for start in range(0, len(ids), 500):
+            rows = self._call(self._client.query, self.collection,
+                              filter=f"id in {quote_list(ids[start:start + 500])}", output_fields=["id"])
+            found.update(r["id"] for r in rows)
+        return found
+
+    def pending(self, limit: int) -> list[dict[str, Any]]:
+        """Rows whose vector has not been computed yet, with what is needed to embed them."""
+        return self._call(self._client.query, self.collection, filter="embedded == false", limit=limit,
+                          output_fields=[*OUTPUT_FIELDS, "search_text"])
+
+    def count(self, expr: str = "") -> int:
+        rows = self._call(self._client.query, self.collection, filter=expr, output_fields=["count(*)"])
+        return int(rows[0]["count(*)"]) if rows else 0
+
+    def count_pending(self) -> int:
+        return self.count("embedded == false")
+
+    def chunks_of(self, path: str) -> list[dict[str, Any]]:
+        return self._call(self._client.query, self.collection, filter=f"path in {quote_list([path])}",
+                          output_fields=OUTPUT_FIELDS, limit=16_384)
+
+    def iter_ids(self, batch: int = 1000) -> Iterable[tuple[str, str]]:
+        """(id, path) of every row, for verification."""
+        iterator = self._client.query_iterator(self.collection, batch_size=batch, filter="",
+                                               output_fields=["id", "path"])
+        try:
+            while True:
+                rows = iterator.next()
+                if not rows:
+                    break
+                for r in rows:
+                    yield r["id"], r["path"]
+        finally:
+            iterator.close()
+
+    def dense_search(self, vector: np.ndarray, limit: int, expr: str = "") -> list[Hit]:
+        expr = f"({expr}) and embedded == true" if expr else "embedded == true"
+        result = self._call(self._client.search, self.collection, data=[np.asarray(vector, np.float32).tolist()],
+                            anns_field="dense", limit=limit, filter=expr, output_fields=OUTPUT_FIELDS,
+                            search_params={"metric_type": "COSINE"})
+        return [self._hit(h, float(h["distance"])) for h in result[0]]
+
+    def keyword_search(self, text: str, limit: int, expr: str = "") -> list[Hit]:
+        if not text.strip():
+            return []
+        # metric_type must be named: Milvus Lite rejects a BM25 search without it.
+        result = self._call(self._client.search, self.collection, data=[text], anns_field="sparse",
+                            limit=limit, filter=expr, output_fields=OUTPUT_FIELDS,
+                            search_params={"metric_type": "BM25"})
+        # Milvus Lite reports BM25 relevance negated (best first, most negative).
+        return [self._hit(h, abs(float(h["distance"]))) for h in result[0]]
+
+    @staticmethod
+    def _hit(h: dict[str, Any], score: float) -> Hit:
+        e = h["entity"]
+        return Hit(str(h["id"]), score, e["path"], e["language"], int(e["start_line"]), int(e["end_line"]),
+                   e["symbol"], int(e["kind"]), e["content"])
+
+    def _call(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except MilvusException as exc:
+            raise StoreError(f"vector store error at {display_uri(self.uri)}: {exc.message}") from exc
+        except Exception as exc:  # grpc and connection errors arrive as many types
+            raise StoreError(f"vector store error at {display_uri(self.uri)}: {exc}") from exc
+
+
+def display_uri(uri: str) -> str:
+    """A URI safe to show: no credentials."""
+    if "@" in uri and "://" in uri:
+        scheme, rest = uri.split("://", 1)
+        return f"{scheme}://{rest.split('@', 1)[1]}"
+    return uri

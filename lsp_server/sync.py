@@ -1,0 +1,395 @@
+"""Keep a folder's index equal to its files, doing as little work as possible.
+
+A snapshot of (path, size, mtime, content hash) decides what changed; files whose size and
+mtime are unchanged are not even read. A changed file's chunks are replaced (delete, then
+insert, keyed by path) and its snapshot row is written last, so a crash at any point leaves
+work the next run redoes without duplicates. Chunks go in keyword-searchable first; vectors
+are filled in afterwards, from the embedding cache when the text was seen before.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import attrs
+import numpy as np
+
+from . import chunking, scanning, symbols, tokens
+from .embedding import EmbeddingError, model_key
+from .languages import language_for
+from .store import StoreError
+
+if TYPE_CHECKING:
+    from .index import WorkspaceIndex
+
+log = logging.getLogger(__name__)
+
+FILE_BATCH = 64
+EMBED_BATCH = 64
+# Average line length above which a file is taken for minified or generated code.
+MINIFIED_LINE_CHARS = 1000
+
+Progress = Callable[[int, int, str], None]  # done, total, message
+Cancelled = Callable[[], bool]
+
+
+@attrs.define
+class SyncStats:
+    files: int = 0
+    chunks: int = 0
+    changed_files: int = 0
+    deleted_files: int = 0
+    embedded: int = 0  # chunks the model embedded this run (cache misses)
+    cached: int = 0  # chunks whose vectors came from the cache
+    pending: int = 0  # chunks still without a vector
+    skipped: dict[str, str] = attrs.Factory(dict)
+    seconds: float = 0.0
+    error: str | None = None
+    cancelled: bool = False
+
+
+class Snapshot:
+    """What the index holds per file. A row in state 'pending' has chunks that may be stale."""
+
+    def __init__(self, path: Path) -> None:
+        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+        self._lock = threading.Lock()
+        with self._lock:
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=NORMAL")
+            self._db.execute(
+                "CREATE TABLE IF NOT EXISTS files (path TEXT PRIMARY KEY, size INTEGER, mtime_ns INTEGER,"
+                " hash TEXT, state TEXT, chunks INTEGER)")
+            self._db.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT)")
+
+    def bind_model(self, key: str) -> None:
+        """File rows describe one collection; a new model starts them over (the cache stays)."""
+        with self._lock:
+            row = self._db.execute("SELECT value FROM meta WHERE key='model'").fetchone()
+            if row is None or row[0] != key:
+                self._db.execute("BEGIN")
+                self._db.execute("DELETE FROM files")
+                self._db.execute("INSERT OR REPLACE INTO meta VALUES ('model', ?)", (key,))
+                self._db.execute("COMMIT")
+
+    def all(self) -> dict[str, tuple[int, int, str, str]]:
+        with self._lock:
+            rows = self._db.execute("SELECT path, size, mtime_ns, hash, state FROM files").fetchall()
+        return {r[0]: (r[1], r[2], r[3], r[4]) for r in rows}
+
+    def get(self, path: str) -> tuple[int, int, str, str] | None:
+        with self._lock:
+            r = self._db.execute("SELECT size, mtime_ns, hash, state FROM files WHERE path=?", (path,)).fetchone()
+        return (r[0], r[1], r[2], r[3]) if r else None
+
+    def count(self, done_only: bool = False) -> int:
+        sql = "SELECT COUNT(*) FROM files" + (" WHERE state='done'" if done_only else "")
+        with self._lock:
+            return int(self._db.execute(sql).fetchone()[0])
+
+    def mark_pending(self, paths: Iterable[str]) -> None:
+        with self._lock:
+            self._db.execute("BEGIN")
+            self._db.executemany(
+                "INSERT INTO files (path, state) VALUES (?, 'pending') "
+                "ON CONFLICT(path) DO UPDATE SET state='pending'", [(p,) for p in paths])
+            self._db.execute("COMMIT")
+
+    def mark_done(self, rows: list[tuple[str, int, int, str, int]]) -> None:
+        with self._lock:
+            self._db.execute("BEGIN")
+            self._db.executemany("INSERT OR REPLACE INTO files VALUES (?, ?, ?, ?, 'done', ?)", rows)
+            self._db.execute("COMMIT")
+
+    def remove(self, paths: Iterable[str]) -> None:
+        with self._lock:
+            self._db.execute("BEGIN")
+            self._db.executemany("DELETE FROM files WHERE path=?", [(p,) for p in paths])
+            self._db.execute("COMMIT")
+
+    def clear(self) -> None:
+        with self._lock:
+            self._db.execute("DELETE FROM files")
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+
+def content_hash(data: bytes) -> str:
+    return hashlib.blake2b(data, digest_size=16).hexdigest()
+
+
+def chunk_id(path: str, content: str, occurrence: int) -> str:
+    """Stable across runs and line moves: the same text in the same file keeps its id."""
+    digest = hashlib.blake2b(f"{path}\0{occurrence}\0{content}".encode("utf-8", "surrogatepass"),
+                             digest_size=16)
+    return digest.hexdigest()
+
+
+def embed_text(chunk: dict[str, Any] | chunking.Chunk) -> str:
+    """What the model reads: a short header naming the file and symbol, then the code."""
+    get = chunk.get if isinstance(chunk, dict) else lambda k: getattr(chunk, k)
+    symbol = get("symbol") or ""
+    header = f"{get('path')}" + (f" {symbol}" if symbol else "")
+    return f"{header}\n{get('content')}"
+
+
+def search_text(chunk: chunking.Chunk) -> str:
+    """What BM25 reads: path, symbol and code with identifiers split into words."""
+    return tokens.expand_identifiers(f"{chunk.path} {chunk.symbol or ''}\n{chunk.content}")
+
+
+@attrs.frozen
+class _Parsed:
+    path: str
+    size: int
+    mtime_ns: int
+    hash: str
+    chunks: list[chunking.Chunk]
+    symbols: list[symbols.Symbol]
+
+
+def read_and_chunk(index: WorkspaceIndex, rel: str, language: str) -> tuple[_Parsed | None, str | None]:
+    """Chunks and symbols of one file, or the reason it was skipped."""
+    path = index.root / rel
+    try:
+        st = path.stat()
+        with open(path, "rb") as fh:
+            data = fh.read(index.settings.index.max_file_size_kb * 1024 + 1)
+    except OSError as exc:
+        return None, f"unreadable: {exc.strerror or exc}"
+    if len(data) > index.settings.index.max_file_size_kb * 1024:
+        return None, f"larger than {index.settings.index.max_file_size_kb} KiB"
+    if scanning.is_binary(data):
+        return None, "binary"
+    text = data.decode("utf-8", errors="replace")
+    lines = text.count("\n") + 1
+    if len(text) / lines > MINIFIED_LINE_CHARS:
+        return None, "minified (very long lines)"
+    tree = None
+    file_symbols: list[symbols.Symbol] = []
+    try:
+        tree = chunking.parse(language, data)
+    except Exception as exc:  # a grammar bug costs the syntax tree, not the file
+        log.warning("parse failed for %s, splitting by lines: %s", rel, exc)
+    chunks = chunking.chunk(rel, text, language, tree)
+    if tree is not None:
+        file_symbols = symbols.extract(tree, data, language)
+    return _Parsed(rel, st.st_size, st.st_mtime_ns, content_hash(data), chunks, file_symbols), None
+
+
+def _rows(index: WorkspaceIndex, parsed: list[_Parsed], embed_now: bool, stats: SyncStats) -> list[dict[str, Any]]:
+    store = index.store
+    key = model_key(index.embedder)
+    chunks = [c for p in parsed for c in p.chunks]
+    texts = [embed_text(c) for c in chunks]
+    vectors: list[np.ndarray | None] = index.cache.get_many(key, texts)
+    stats.cached += sum(v is not None for v in vectors)
+    if embed_now:
+        missing = [i for i, v in enumerate(vectors) if v is None]
+        if missing:
+            try:
+                fresh = index.embedder.embed_documents([texts[i] for i in missing])
+                index.cache.put_many(key, [texts[i] for i in missing], fresh)
+                stats.embedded += len(missing)
+                for i, v in zip(missing, fresh):
+                    vectors[i] = v
+            except EmbeddingError as exc:
+                stats.error = str(exc)
+                index.state.last_error = str(exc)
+    rows = []
+    for p in parsed:
+        seen: dict[str, int] = {}
+        for c in p.chunks:
+            occurrence = seen.get(c.content, 0)
+            seen[c.content] = occurrence + 1
+            i = len(rows)
+            rows.append(store.row(id=chunk_id(p.path, c.content, occurrence), path=p.path, language=c.language,
+                                  start_line=c.start_line, end_line=c.end_line, symbol=c.symbol or "",
+                                  kind=c.kind or 0, content=c.content, search_text=search_text(c),
+                                  vector=vectors[i]))
+    return rows
+
+
+def write_files(index: WorkspaceIndex, parsed: list[_Parsed], embed_now: bool, stats: SyncStats) -> None:
+    """Replace these files' chunks and symbols. The snapshot row is written last."""
+    if not parsed:
+        return
+    rows = _rows(index, parsed, embed_now, stats)
+    paths = [p.path for p in parsed]
+    with index.write_lock:
+        index.snapshot.mark_pending(paths)
+        index.store.replace_paths(paths, rows)
+        for p in parsed:
+            index.symbols.replace_file(p.path, p.symbols)
+        index.snapshot.mark_done([(p.path, p.size, p.mtime_ns, p.hash, len(p.chunks)) for p in parsed])
+    stats.chunks += len(rows)
+
+
+def remove_files(index: WorkspaceIndex, paths: list[str]) -> None:
+    if not paths:
+        return
+    with index.write_lock:
+        index.snapshot.mark_pending(paths)
+        index.store.delete_paths(paths)
+        for p in paths:
+            index.symbols.remove_file(p)
+        index.snapshot.remove(paths)
+
+
+def sync_workspace(index: WorkspaceIndex, progress: Progress | None = None, cancelled: Cancelled | None = None,
+                   force: bool = False) -> SyncStats:
+    """Bring the whole folder's index up to date: scan, diff, re-chunk what changed, embed."""
+    started = time.perf_counter()
+    stats = SyncStats()
+    progress = progress or (lambda done, total, message: None)
+    cancelled = cancelled or (lambda: False)
+    index.state.state = "indexing"
+    index.state.last_error = None
+    try:
+        report = scanning.scan(index.root, index.settings.index)
+        stats.files = len(report.files)
+        stats.skipped.update(report.skipped)
+        index.state.files = stats.files
+        index.store  # opens the store, and binds the snapshot to the model before it is read
+        known = index.snapshot.all()
+        present = {f.path for f in report.files}
+        deleted = [p for p in known if p not in present]
+        remove_files(index, deleted)
+        stats.deleted_files = len(deleted)
+
+        todo = [f for f in report.files if force or _maybe_changed(known.get(f.path), f)]
+        done = stats.files - len(todo)
+        index.state.indexed_files = done
+        progress(done, stats.files, "scanning")
+        for start in range(0, len(todo), FILE_BATCH):
+            if cancelled():
+                stats.cancelled = True
+                break
+            batch = todo[start:start + FILE_BATCH]
+            parsed: list[_Parsed] = []
+            unchanged: list[tuple[str, int, int, str, int]] = []
+            for f in batch:
+                result, reason = read_and_chunk(index, f.path, f.language)
+                if result is None:
+                    stats.skipped[f.path] = reason or "skipped"
+                    log.info("skipped %s: %s", f.path, reason)
+                    continue
+                old = known.get(f.path)
+                if not force and old and old[2] == result.hash and old[3] == "done":
+                    unchanged.append((f.path, result.size, result.mtime_ns, result.hash, len(result.chunks)))
+                else:
+                    parsed.append(result)
+            if unchanged:
+                index.snapshot.mark_done(unchanged)
+            # Files that became unreadable or binary leave the index.
+            gone = [f.path for f in batch if f.path in stats.skipped and f.path in known]
+            remove_files(index, gone)
+            write_files(index, parsed, embed_now=False, stats=stats)
+            stats.changed_files += len(parsed)
+            done += len(batch)
+            index.state.indexed_files = done
+            progress(done, stats.files, f"{done}/{stats.files} files")
+        if stats.changed_files or stats.deleted_files:
+            index.store.flush()
+        if not stats.cancelled:
+            embed_pending(index, stats, progress, cancelled)
+    except (StoreError, OSError) as exc:
+        stats.error = str(exc)
+    finally:
+        stats.seconds = time.perf_counter() - started
+        index.state.skipped = stats.skipped
+        index.state.last_error = stats.error
+        index.state.state = "error" if stats.error and not stats.cancelled else "idle"
+        try:
+            stats.pending = index.store.count_pending()
+        except StoreError:
+            pass
+    return stats
+
+
+def _maybe_changed(old: tuple[int, int, str, str] | None, f: scanning.FileInfo) -> bool:
+    return old is None or old[3] != "done" or old[0] != f.size or old[1] != f.mtime_ns
+
+
+def embed_pending(index: WorkspaceIndex, stats: SyncStats, progress: Progress | None = None,
+                  cancelled: Cancelled | None = None) -> None:
+    """Compute vectors for chunks inserted without one. Failures leave them pending."""
+    cancelled = cancelled or (lambda: False)
+    store = index.store
+    key = model_key(index.embedder)
+    total = store.count_pending()
+    done = 0
+    failed_ids: set[str] = set()
+    while not cancelled():
+        rows = [r for r in store.pending(EMBED_BATCH + len(failed_ids)) if r["id"] not in failed_ids]
+        rows = rows[:EMBED_BATCH]
+        if not rows:
+            break
+        texts = [embed_text(r) for r in rows]
+        cached = index.cache.get_many(key, texts)
+        missing = [i for i, v in enumerate(cached) if v is None]
+        try:
+            fresh = index.embedder.embed_documents([texts[i] for i in missing]) if missing else []
+        except EmbeddingError as exc:
+            stats.error = str(exc)
+            index.state.last_error = str(exc)
+            log.warning("embedding failed; %d chunks stay pending: %s", total - done, exc)
+            break
+        if missing:
+            index.cache.put_many(key, [texts[i] for i in missing], fresh)
+        for i, v in zip(missing, fresh):
+            cached[i] = v
+        stats.embedded += len(missing)
+        stats.cached += len(rows) - len(missing)
+        with index.write_lock:
+            written = store.set_vectors(rows, np.stack(cached))
+        if written < len(rows):
+            # Rows replaced by an edit meanwhile; their successors are pending in their own right.
+            failed_ids.update(r["id"] for r in rows)
+        done += len(rows)
+        if progress:
+            progress(done, max(total, done), f"embedding {done}/{max(total, done)} chunks")
+    store.flush()
+
+
+def sync_paths(index: WorkspaceIndex, rel_paths: list[str], embed_now: bool = True) -> SyncStats:
+    """Re-index a few files named by the editor or a watcher; deleted ones leave the index."""
+    stats = SyncStats()
+    started = time.perf_counter()
+    parsed: list[_Parsed] = []
+    removed: list[str] = []
+    for rel in rel_paths:
+        reason = scanning.should_index(index.root, rel, index.settings.index)
+        if reason is not None:
+            if index.snapshot.get(rel) is not None:
+                removed.append(rel)
+            elif not (index.root / rel).exists():
+                continue
+            stats.skipped[rel] = reason
+            continue
+        result, reason = read_and_chunk(index, rel, language_for(rel) or "text")
+        if result is None:
+            stats.skipped[rel] = reason or "skipped"
+            if index.snapshot.get(rel) is not None:
+                removed.append(rel)
+            continue
+        old = index.snapshot.get(rel)
+        if old and old[2] == result.hash and old[3] == "done":
+            index.snapshot.mark_done([(rel, result.size, result.mtime_ns, result.hash, len(result.chunks))])
+            continue
+        parsed.append(result)
+    remove_files(index, removed)
+    write_files(index, parsed, embed_now=embed_now, stats=stats)
+    stats.changed_files = len(parsed)
+    stats.deleted_files = len(removed)
+    stats.seconds = time.perf_counter() - started
+    return stats
