@@ -10,6 +10,7 @@ split by lines, preferring blank lines.
 from __future__ import annotations
 
 import logging
+import time
 
 import attrs
 import tree_sitter
@@ -25,6 +26,7 @@ SMALL_DEF_CHARS = 200
 # Single lines can be huge (minified code); a chunk never stores more than this.
 MAX_CONTENT_CHARS = 16_000
 MAX_SPLIT_DEPTH = 64
+PARSE_TIMEOUT_SECONDS = 5.0
 
 # LSP SymbolKind values by keyword in a definition's node type, most specific first.
 _KINDS: tuple[tuple[str, int], ...] = (
@@ -88,12 +90,30 @@ class _Unit:
     defs: int = 0  # substantial definitions inside
 
 
-def parse(language: str, source: bytes) -> tree_sitter.Tree | None:
-    """Parse source with the language's grammar; None when there is no grammar."""
+class ParseTimeout(Exception):
+    """A file took longer than its parse time bound; it is split by lines instead."""
+
+
+def parse(language: str, source: bytes, timeout: float = PARSE_TIMEOUT_SECONDS) -> tree_sitter.Tree | None:
+    """Parse source with the language's grammar; None when there is no grammar.
+
+    Parsing goes through a read callback because only then does tree-sitter offer a progress
+    callback, which is how a pathological file is stopped at its time bound.
+    """
     parser = languages.parser(language)
     if parser is None:
         return None
-    return parser.parse(source)
+    deadline = time.monotonic() + timeout
+
+    def read(offset: int, _point: tuple[int, int]) -> bytes:
+        return source[offset:offset + 65_536]
+
+    try:
+        return parser.parse(read, progress_callback=lambda *_: time.monotonic() > deadline)
+    except ValueError as exc:
+        if time.monotonic() > deadline:
+            raise ParseTimeout(f"parsing took longer than {timeout:g} s") from exc
+        raise
 
 
 def _kind(node_type: str) -> int | None:
@@ -121,6 +141,8 @@ def _unwrap(node: tree_sitter.Node) -> tree_sitter.Node:
 
 def _name_of(node: tree_sitter.Node) -> str | None:
     name = node.child_by_field_name("name")
+    if name is None and node.type == "impl_item":
+        name = node.child_by_field_name("type")
     if name is None and node.type == "lexical_declaration":
         # const handler = () => {...}
         decl = next((c for c in node.named_children if c.type == "variable_declarator"), None)
@@ -213,14 +235,15 @@ class _Chunker:
 
     def split_large(self, unit: _Unit, container: list[str], definition: tuple[str, int | None] | None,
                     depth: int, in_type: bool) -> list[_Unit]:
-        children = [c for n in unit.nodes for c in n.children]
+        # Through decorators and exports, so a split definition is not named twice.
+        children = [c for n in unit.nodes for c in _unwrap(n).children]
         if depth >= MAX_SPLIT_DEPTH or not children or (
                 len(unit.nodes) == 1 and unit.start == unit.end):
             return self.split_lines(unit.start, unit.end, unit.symbol, unit.kind)
         inner = [*container, definition[0]] if definition else container
         is_type = definition[1] in _TYPE_KINDS if definition else in_type
         parts = self.split(children, unit.start, unit.end, inner, depth + 1, is_type)
-        if definition and parts and not parts[0].defs:
+        if definition and parts and parts[0].kind is None:
             # The head of a split definition (its signature) carries the definition's own name.
             parts[0].symbol = unit.symbol
             parts[0].kind = unit.kind
@@ -278,10 +301,16 @@ def chunk(path: str, text: str, language: str, tree: tree_sitter.Tree | None = N
         units = chunker.split_lines(0, last, None, None)
     chunks = []
     for unit in units:
-        content = "\n".join(lines[unit.start:unit.end + 1])
+        start, end = unit.start, unit.end
+        # Blank edges would make the same code a different text when lines are inserted above it.
+        while start < end and not lines[start].strip():
+            start += 1
+        while end > start and not lines[end].strip():
+            end -= 1
+        content = "\n".join(lines[start:end + 1])
         if not content.strip():
             continue
         if len(content) > MAX_CONTENT_CHARS:
             content = content[:MAX_CONTENT_CHARS]
-        chunks.append(Chunk(path, language, unit.start + 1, unit.end + 1, content, unit.symbol, unit.kind))
+        chunks.append(Chunk(path, language, start + 1, end + 1, content, unit.symbol, unit.kind))
     return chunks

@@ -84,6 +84,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     _add_settings_flags(p)
 
+    p = sub.add_parser("verify", help="compare a folder's index with its files; exit 1 on differences")
+    p.add_argument("path")
+    p.add_argument("--no-sync", action="store_true", help="check the index as it is (default: sync first)")
+    _add_settings_flags(p)
+
     p = sub.add_parser("clear", help="delete a folder's index")
     p.add_argument("path")
     _add_settings_flags(p)
@@ -237,6 +242,25 @@ def cmd_status(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_verify(args: argparse.Namespace) -> int:
+    from .sync import sync_workspace
+    from .verify import verify
+
+    index = _open(args)
+    if not args.no_sync:
+        sync_workspace(index)
+    diff = verify(index)
+    for label, items in (("missing", diff.missing), ("extra", diff.extra), ("duplicate", diff.duplicates)):
+        for path, chunk in items[:50]:
+            print(f"{label}: {path} chunk {chunk}")
+    for path in diff.symbol_orphans[:50]:
+        print(f"orphan symbols: {path}")
+    print(f"{diff.files} files, {diff.chunks} chunks: " + ("index matches the files" if diff.ok else
+          f"{len(diff.missing)} missing, {len(diff.extra)} extra, {len(diff.duplicates)} duplicated, "
+          f"{len(diff.symbol_orphans)} files with orphan symbols"))
+    return 0 if diff.ok else 1
+
+
 def cmd_clear(args: argparse.Namespace) -> int:
     index = _open(args)
     index.clear()
@@ -250,7 +274,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return serve(args)
 
 
-COMMANDS = {"index": cmd_index, "search": cmd_search, "status": cmd_status, "clear": cmd_clear,
+COMMANDS = {"index": cmd_index, "search": cmd_search, "status": cmd_status, "verify": cmd_verify,
+            "clear": cmd_clear,
             "serve": cmd_serve}
 
 

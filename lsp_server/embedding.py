@@ -118,7 +118,12 @@ class LocalEmbedder:
         return self.embed_documents([text])[0]
 
     def describe(self) -> dict[str, object]:
-        return {"provider": self.provider, "model": self.model, "dimension": 384}
+        # Status must not load the model just to learn its size.
+        if self._model is not None:
+            dimension: int | None = self.dimension
+        else:
+            dimension = 384 if self.model == DEFAULT_LOCAL_MODEL else None
+        return {"provider": self.provider, "model": self.model, "dimension": dimension}
 
 
 class HashEmbedder:

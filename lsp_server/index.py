@@ -157,6 +157,10 @@ class WorkspaceIndex:
                 self._store = None
         self.snapshot.close()
         self.cache.close()
+        self.symbols.close()
+        close_embedder = getattr(self.embedder, "close", None)
+        if close_embedder is not None:
+            close_embedder()
 
 
 def remove_index_dir(root: Path) -> None:

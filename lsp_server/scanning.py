@@ -70,8 +70,8 @@ class IgnoreRules:
     def __init__(self, root: Path, settings: IndexSettings) -> None:
         self.root = root
         self.respect_gitignore = settings.respect_gitignore
-        self.include = pathspec.PathSpec.from_lines("gitwildmatch", settings.include) if settings.include else None
-        self.exclude = pathspec.PathSpec.from_lines("gitwildmatch", settings.exclude)
+        self.include = pathspec.PathSpec.from_lines("gitignore", settings.include) if settings.include else None
+        self.exclude = pathspec.PathSpec.from_lines("gitignore", settings.exclude)
         self._specs: dict[str, pathspec.PathSpec | None] = {}
 
     def _spec_for(self, rel_dir: str) -> pathspec.PathSpec | None:
@@ -83,7 +83,7 @@ class IgnoreRules:
                     lines.extend((base / name).read_text(encoding="utf-8", errors="replace").splitlines())
                 except OSError:
                     continue
-            self._specs[rel_dir] = pathspec.PathSpec.from_lines("gitwildmatch", lines) if lines else None
+            self._specs[rel_dir] = pathspec.PathSpec.from_lines("gitignore", lines) if lines else None
         return self._specs[rel_dir]
 
     def ignored(self, rel_path: str, is_dir: bool) -> bool:

@@ -15,6 +15,7 @@ import attrs
 import pathspec
 
 from . import tokens
+from .embedding import EmbeddingError
 from .settings import MODES
 from .store import Hit, quote_list
 
@@ -70,8 +71,8 @@ def filter_expr(index: WorkspaceIndex, include: Sequence[str] = (), exclude: Seq
         clauses.append(f"language in {quote_list(languages)}")
     if include or exclude:
         paths = list(index.snapshot.all())
-        inc = pathspec.PathSpec.from_lines("gitwildmatch", include) if include else None
-        exc = pathspec.PathSpec.from_lines("gitwildmatch", exclude)
+        inc = pathspec.PathSpec.from_lines("gitignore", include) if include else None
+        exc = pathspec.PathSpec.from_lines("gitignore", exclude)
         kept = [p for p in paths if (inc is None or inc.match_file(p)) and not exc.match_file(p)]
         if not kept:
             return None
@@ -134,7 +135,14 @@ def retrieve(index: WorkspaceIndex, query: str, mode: str, candidates: int,
     if mode in ("hybrid", "keyword"):
         keyword = index.store.keyword_search(" ".join(tokens.query_terms(query)), candidates, expr)
     if mode in ("hybrid", "semantic"):
-        dense = index.store.dense_search(index.embedder.embed_query(query), candidates, expr)
+        try:
+            vector = index.embedder.embed_query(query)
+        except EmbeddingError:
+            if mode == "semantic":
+                raise
+            # The provider is down: keyword results still answer a hybrid query.
+            return dense, keyword
+        dense = index.store.dense_search(vector, candidates, expr)
     return dense, keyword
 
 

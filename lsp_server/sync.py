@@ -178,8 +178,8 @@ def read_and_chunk(index: WorkspaceIndex, rel: str, language: str) -> tuple[_Par
     file_symbols: list[symbols.Symbol] = []
     try:
         tree = chunking.parse(language, data)
-    except Exception as exc:  # a grammar bug costs the syntax tree, not the file
-        log.warning("parse failed for %s, splitting by lines: %s", rel, exc)
+    except Exception as exc:  # a timeout or grammar bug costs the syntax tree, not the file
+        log.warning("%s: %s; split by lines instead", rel, exc)
     chunks = chunking.chunk(rel, text, language, tree)
     if tree is not None:
         file_symbols = symbols.extract(tree, data, language)
@@ -302,7 +302,7 @@ def sync_workspace(index: WorkspaceIndex, progress: Progress | None = None, canc
             index.store.flush()
         if not stats.cancelled:
             embed_pending(index, stats, progress, cancelled)
-    except (StoreError, OSError) as exc:
+    except (StoreError, EmbeddingError, OSError) as exc:
         stats.error = str(exc)
     finally:
         stats.seconds = time.perf_counter() - started
@@ -311,7 +311,7 @@ def sync_workspace(index: WorkspaceIndex, progress: Progress | None = None, canc
         index.state.state = "error" if stats.error and not stats.cancelled else "idle"
         try:
             stats.pending = index.store.count_pending()
-        except StoreError:
+        except (StoreError, EmbeddingError):
             pass
     return stats
 

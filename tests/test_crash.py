@@ -1,0 +1,95 @@
+"""A crash or Ctrl-C during `index` leaves an index the next run completes, without duplicates."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+
+def _make_workspace(root: Path, files: int = 240) -> None:
+    for i in range(files):
+        pkg = root / f"pkg{i % 12}"
+        pkg.mkdir(parents=True, exist_ok=True)
+        body = "\n\n".join(
+            f"def handler_{i}_{j}(request, options=None):\n"
+            f"    value = request.get('field_{i}_{j}')\n"
+            f"    if value is None:\n        raise KeyError('missing field_{i}_{j} in request')\n"
+            f"    return [transform_{j}(v) for v in value if v]\n" for j in range(12))
+        (pkg / f"module_{i}.py").write_text(body)
+
+
+def _cli(env: dict[str, str], *args: str, **kwargs) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "lsp_server.cli", *args], env=env, capture_output=True,
+                          text=True, timeout=600, **kwargs)
+
+
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGINT])
+def test_interrupted_index_is_completed_by_the_next_run(tmp_path: Path, sig: signal.Signals) -> None:
+    root = tmp_path / "ws"
+    _make_workspace(root)
+    env = {**os.environ, "CODE_CONTEXT_CACHE_DIR": str(tmp_path / "cache"), "CODE_CONTEXT_PROVIDER": "hash"}
+    proc = subprocess.Popen([sys.executable, "-m", "lsp_server.cli", "index", str(root)], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    state = next((tmp_path / "cache").glob("workspaces/*/state.db"), None) if (tmp_path / "cache").exists() else None
+    deadline = time.monotonic() + 120
+    # Interrupt once some files are in, before the run can finish.
+    while time.monotonic() < deadline and proc.poll() is None:
+        state = next((tmp_path / "cache").glob("workspaces/*/state.db"), None)
+        if state is not None and _done_files(state) >= 64:
+            break
+        time.sleep(0.05)
+    assert proc.poll() is None, "index finished before it could be interrupted; make the workspace larger"
+    proc.send_signal(sig)
+    proc.wait(timeout=60)
+    assert _done_files(state) < 240
+
+    again = _cli(env, "index", str(root))
+    assert again.returncode == 0, again.stderr
+    verified = _cli(env, "verify", str(root), "--no-sync")
+    assert verified.returncode == 0, verified.stdout
+    assert "index matches the files" in verified.stdout
+    assert "240 files" in verified.stdout
+
+
+def _done_files(state: Path) -> int:
+    import sqlite3
+
+    try:
+        with sqlite3.connect(state, timeout=5) as db:
+            return db.execute("SELECT COUNT(*) FROM files WHERE state='done'").fetchone()[0]
+    except sqlite3.Error:
+        return 0
+
+
+def test_verify_reports_orphans_and_duplicates(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setenv("CODE_CONTEXT_CACHE_DIR", str(tmp_path / "cache"))
+    from lsp_server.index import WorkspaceIndex
+    from lsp_server.settings import parse
+    from lsp_server.sync import sync_workspace
+    from lsp_server.verify import verify
+
+    root = tmp_path / "ws"
+    _make_workspace(root, files=3)
+    index = WorkspaceIndex(root, parse({"embedding": {"provider": "hash"}})[0])
+    sync_workspace(index)
+    assert verify(index).ok
+    # Damage the store behind the engine's back: a stale chunk of a deleted file and a duplicate row.
+    row = index.store.chunks_of("pkg0/module_0.py")[0]
+    base = {**row, "search_text": row["content"]}
+    index.store.replace_paths([], [index.store.row(**{k: base[k] for k in (
+        "id", "path", "language", "start_line", "end_line", "symbol", "kind", "content", "search_text")},
+        vector=None)])
+    index.store.replace_paths([], [index.store.row(id="orphan", path="gone.py", language="python", start_line=1,
+                                                   end_line=1, symbol="", kind=0, content="x", search_text="x",
+                                                   vector=None)])
+    diff = verify(index)
+    assert not diff.ok
+    assert ("gone.py", "orphan") in diff.extra
+    assert [p for p, _ in diff.duplicates] == ["pkg0/module_0.py"]
+    index.close()

@@ -1,0 +1,294 @@
+"""The engine end to end on a real Milvus Lite store: index, search, edit, delete, restart."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from lsp_server import search as search_mod
+from lsp_server.embedding import EmbeddingCache, EmbeddingError, HashEmbedder
+from lsp_server.index import WorkspaceIndex
+from lsp_server.search import InvalidInput, fuse, merge_overlapping, rrf, search
+from lsp_server.settings import Settings
+from lsp_server.store import Hit
+from lsp_server.sync import sync_paths, sync_workspace
+
+FIXTURE = Path(__file__).parent / "fixtures" / "workspace"
+
+
+class CountingEmbedder(HashEmbedder):
+    """The hash embedder, counting what it is asked to embed."""
+
+    def __init__(self) -> None:
+        super().__init__(256)
+        self.embedded: list[str] = []
+        self.fail: EmbeddingError | None = None
+
+    def embed_documents(self, texts: list[str]) -> np.ndarray:
+        if self.fail:
+            raise self.fail
+        self.embedded.extend(texts)
+        return super().embed_documents(texts)
+
+
+def _function(name: str, body_word: str) -> str:
+    lines = [f"def {name}(records, options=None):", f'    """Handle {body_word} for the records."""']
+    lines += [f"    step_{i} = [{body_word}_{i}(r) for r in records if r is not None]" for i in range(6)]
+    lines.append("    return step_0")
+    return "\n".join(lines) + "\n"
+
+
+@pytest.fixture
+def workspace(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setenv("CODE_CONTEXT_CACHE_DIR", str(tmp_path / "cache"))
+    root = tmp_path / "ws"
+    shutil.copytree(FIXTURE, root)
+    (root / "src" / "pipeline.py").write_text(
+        "\n\n".join(_function(n, w) for n, w in [("load_orders", "fetch"), ("price_orders", "tax"),
+                                                  ("ship_orders", "courier")]))
+    (root / ".env").write_text("API_TOKEN=sk-canary-never-indexed\n")
+    (root / ".gitignore").write_text("generated/\n")
+    (root / "generated").mkdir()
+    (root / "generated" / "skip.py").write_text("def ignored_by_gitignore(): pass\n")
+    return root
+
+
+def _open(root: Path, embedder: HashEmbedder | None = None) -> WorkspaceIndex:
+    return WorkspaceIndex(root, Settings(), embedder=embedder or CountingEmbedder())
+
+
+def _paths(results) -> list[str]:
+    return [r.path for r in results]
+
+
+def test_index_then_search_finds_the_right_lines(workspace: Path) -> None:
+    index = _open(workspace)
+    stats = sync_workspace(index)
+    assert stats.error is None
+    assert stats.files == 8
+    assert stats.embedded == stats.chunks > 0
+    for mode in ("hybrid", "semantic", "keyword"):
+        results = search(index, "retry failed http requests", limit=5, mode=mode)
+        top = results[0]
+        assert top.path == "src/http_client.py", mode
+        # fetch_with_retry is lines 18-29 of the fixture.
+        assert top.start_line <= 18 and top.end_line >= 29, mode
+        assert top.language == "python"
+        assert "def fetch_with_retry" in top.content
+    index.close()
+
+
+def test_secrets_and_ignored_files_are_not_indexed(workspace: Path) -> None:
+    index = _open(workspace)
+    sync_workspace(index)
+    hits = search(index, "API_TOKEN sk canary never indexed", limit=20, mode="keyword")
+    assert all(".env" not in r.path for r in hits)
+    hits = search(index, "ignored by gitignore", limit=20, mode="keyword")
+    assert all(not r.path.startswith("generated/") for r in hits)
+    index.close()
+
+
+@pytest.mark.parametrize("query", ["parse header", "parse_header", "parseHeader", "ParseHeader"])
+def test_keyword_search_matches_identifier_parts(workspace: Path, query: str) -> None:
+    index = _open(workspace)
+    sync_workspace(index)
+    results = search(index, query, limit=3, mode="keyword")
+    assert results and results[0].path == "src/http_client.py"
+    assert "def parse_header" in results[0].content
+    index.close()
+
+
+def test_edit_one_function_embeds_only_that_chunk(workspace: Path) -> None:
+    embedder = CountingEmbedder()
+    index = _open(workspace, embedder)
+    sync_workspace(index)
+    pipeline = workspace / "src" / "pipeline.py"
+    before = {r.symbol for r in search(index, "orders", limit=20, mode="keyword") if r.path == "src/pipeline.py"}
+    assert {"load_orders", "price_orders", "ship_orders"} <= before
+    embedder.embedded.clear()
+    pipeline.write_text(pipeline.read_text().replace("courier_3", "drone_delivery_3"))
+    stats = sync_workspace(index)
+    assert stats.changed_files == 1
+    assert len(embedder.embedded) == 1 and "drone_delivery_3" in embedder.embedded[0]
+    results = search(index, "drone delivery", limit=3, mode="keyword")
+    assert results[0].symbol == "ship_orders"
+    index.close()
+
+
+def test_moved_lines_and_branch_switches_embed_nothing(workspace: Path) -> None:
+    embedder = CountingEmbedder()
+    index = _open(workspace, embedder)
+    sync_workspace(index)
+    pipeline = workspace / "src" / "pipeline.py"
+    original = pipeline.read_text()
+    embedder.embedded.clear()
+    pipeline.write_text("\n\n\n" + original)  # lines move
+    assert sync_workspace(index).embedded == 0
+    hit = next(r for r in search(index, "load orders", limit=5, mode="keyword") if r.symbol == "load_orders")
+    assert hit.start_line == 4
+    pipeline.write_text(original.replace("tax", "duty"))  # "other branch"
+    assert sync_workspace(index).embedded == 1
+    pipeline.write_text(original)  # and back
+    stats = sync_workspace(index)
+    assert stats.changed_files == 1 and stats.embedded == 0
+    index.close()
+
+
+def test_deleted_file_disappears(workspace: Path) -> None:
+    index = _open(workspace)
+    sync_workspace(index)
+    assert "web/cart.js" in _paths(search(index, "cart total", limit=5))
+    (workspace / "web" / "cart.js").unlink()
+    stats = sync_workspace(index)
+    assert stats.deleted_files == 1
+    assert "web/cart.js" not in _paths(search(index, "cart total", limit=10))
+    assert "web/cart.js" not in _paths(search(index, "cart total", limit=10, mode="keyword"))
+    index.close()
+
+
+def test_restart_of_unchanged_workspace_reads_and_embeds_nothing(workspace: Path, monkeypatch) -> None:
+    index = _open(workspace)
+    sync_workspace(index)
+    chunks = index.store.count()
+    index.close()
+
+    from lsp_server import sync as sync_mod
+
+    reads: list[str] = []
+    original = sync_mod.read_and_chunk
+    monkeypatch.setattr(sync_mod, "read_and_chunk", lambda ix, rel, lang: (reads.append(rel), original(ix, rel, lang))[1])
+    embedder = CountingEmbedder()
+    index = _open(workspace, embedder)
+    stats = sync_workspace(index)
+    assert stats.embedded == 0 and embedder.embedded == []
+    assert reads == [], "files with unchanged size and mtime are not read"
+    assert index.store.count() == chunks
+    assert search(index, "matrix multiply", limit=1)[0].path == "native/matrix.rs"
+    index.close()
+
+
+def test_single_file_sync_is_searchable_at_once(workspace: Path) -> None:
+    index = _open(workspace)
+    sync_workspace(index)
+    (workspace / "src" / "new_feature.py").write_text("def summarize_quarterly_revenue(ledger):\n    return sum(ledger)\n")
+    stats = sync_paths(index, ["src/new_feature.py"])
+    assert stats.changed_files == 1 and stats.embedded == 1
+    for mode in ("semantic", "keyword"):
+        assert search(index, "summarize quarterly revenue", limit=1, mode=mode)[0].path == "src/new_feature.py"
+    (workspace / "src" / "new_feature.py").unlink()
+    assert sync_paths(index, ["src/new_feature.py"]).deleted_files == 1
+    assert "src/new_feature.py" not in _paths(search(index, "summarize quarterly revenue", limit=10))
+    index.close()
+
+
+def test_keyword_search_works_while_vectors_are_pending(workspace: Path) -> None:
+    embedder = CountingEmbedder()
+    embedder.fail = EmbeddingError("provider down", retryable=True)
+    index = _open(workspace, embedder)
+    stats = sync_workspace(index)
+    assert stats.error == "provider down"
+    assert stats.pending == index.store.count() > 0
+    assert search(index, "matrix multiply", limit=1, mode="keyword")[0].path == "native/matrix.rs"
+    assert search(index, "matrix multiply", limit=1, mode="hybrid")[0].path == "native/matrix.rs"
+    with pytest.raises(EmbeddingError):
+        search(index, "matrix multiply", limit=5, mode="semantic")
+    # The provider comes back: the next sync embeds what was pending, and nothing else.
+    embedder.fail = None
+    stats = sync_workspace(index)
+    assert stats.error is None and stats.pending == 0
+    assert stats.embedded == index.store.count()
+    assert search(index, "matrix multiply", limit=1, mode="semantic")[0].path == "native/matrix.rs"
+    index.close()
+
+
+def test_filters_by_language_and_glob(workspace: Path) -> None:
+    index = _open(workspace)
+    sync_workspace(index)
+    results = search(index, "user", limit=10, languages=["go"])
+    assert results and {r.language for r in results} == {"go"}
+    results = search(index, "invoices", limit=10, include=["web/**"])
+    assert results and all(r.path.startswith("web/") for r in results)
+    results = search(index, "invoices", limit=10, exclude=["web/**"])
+    assert all(not r.path.startswith("web/") for r in results)
+    assert search(index, "invoices", limit=10, include=["nothing/**"]) == []
+    index.close()
+
+
+@pytest.mark.parametrize("query,limit,mode,field", [
+    ("", 10, "hybrid", "query"), ("   ", 10, "hybrid", "query"), ("x" * 1001, 10, "hybrid", "query"),
+    ("ok", 0, "hybrid", "limit"), ("ok", 101, "hybrid", "limit"), ("ok", True, "hybrid", "limit"),
+    ("ok", 10, "fuzzy", "mode"), (None, 10, "hybrid", "query"),
+])
+def test_bad_search_input_names_the_field(query, limit, mode, field) -> None:
+    with pytest.raises(InvalidInput) as info:
+        search_mod.validate(query, limit, mode)
+    assert info.value.field == field
+
+
+def test_clear_forgets_everything(workspace: Path) -> None:
+    index = _open(workspace)
+    sync_workspace(index)
+    index.clear()
+    assert index.store.count() == 0
+    assert index.snapshot.count() == 0
+    assert search(index, "matrix", limit=5, mode="keyword") == []
+    assert sync_workspace(index).changed_files == 8
+    index.close()
+
+
+def test_model_change_uses_a_separate_collection(workspace: Path) -> None:
+    index = _open(workspace, CountingEmbedder())
+    sync_workspace(index)
+    first = index.store.collection
+    index.close()
+    other = HashEmbedder(128)
+    index = _open(workspace, other)
+    stats = sync_workspace(index)
+    assert index.store.collection != first
+    assert stats.changed_files == 8, "a new vector space starts over"
+    assert index.store.dimension == 128
+    index.close()
+
+
+def _hit(i: str, score: float, path: str = "a.py", lines: tuple[int, int] = (1, 5)) -> Hit:
+    return Hit(i, score, path, "python", lines[0], lines[1], "", 0, "")
+
+
+def test_fusion_rewards_agreement_and_normalises_scales() -> None:
+    dense = [_hit("a", 0.9), _hit("b", 0.8), _hit("c", 0.1)]
+    keyword = [_hit("b", 40.0), _hit("d", 39.0), _hit("a", 1.0)]
+    fused = [h.id for h, _ in fuse(dense, keyword)]
+    assert fused[0] == "b", "first in one list and close to first in the other"
+    assert set(fused) == {"a", "b", "c", "d"}
+    scores = [s for _, s in fuse(dense, keyword)]
+    assert scores == sorted(scores, reverse=True) and max(scores) <= 1.0
+
+
+def test_rrf_baseline_orders_by_rank_sum() -> None:
+    ranked = [h.id for h, _ in rrf([_hit("a", 0.9), _hit("b", 0.5)], [_hit("b", 3.0), _hit("c", 2.0)])]
+    assert ranked[0] == "b"
+
+
+def test_overlapping_results_merge() -> None:
+    root = Path("/w")
+    make = search_mod.Result
+    results = [make(root, "a.py", 1, 20, 0.9, "python", ""), make(root, "a.py", 10, 30, 0.8, "python", ""),
+               make(root, "a.py", 31, 40, 0.7, "python", ""), make(root, "b.py", 1, 20, 0.6, "python", "")]
+    merged = merge_overlapping(results)
+    assert [(r.path, r.start_line) for r in merged] == [("a.py", 1), ("a.py", 31), ("b.py", 1)]
+
+
+def test_embedding_cache_is_keyed_by_model_and_text(tmp_path: Path) -> None:
+    cache = EmbeddingCache(tmp_path / "c.db")
+    vectors = np.eye(3, dtype=np.float32)
+    cache.put_many("m1", ["a", "b", "c"], vectors)
+    got = cache.get_many("m1", ["b", "zzz", "a"])
+    assert np.array_equal(got[0], vectors[1]) and got[1] is None and np.array_equal(got[2], vectors[0])
+    assert cache.get_many("m2", ["a"]) == [None]
+    cache.close()
+    reopened = EmbeddingCache(tmp_path / "c.db")
+    assert np.array_equal(reopened.get_many("m1", ["c"])[0], vectors[2])
+    reopened.close()

@@ -1,0 +1,117 @@
+"""Which files get indexed: ignore rules, secrets, binaries, sizes, symlinks."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from lsp_server import scanning
+from lsp_server.settings import IndexSettings
+
+
+def _write(root: Path, rel: str, data: str | bytes = "x = 1\n") -> None:
+    path = root / rel
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if isinstance(data, bytes):
+        path.write_bytes(data)
+    else:
+        path.write_text(data)
+
+
+def _paths(root: Path, settings: IndexSettings | None = None) -> tuple[set[str], dict[str, str]]:
+    report = scanning.scan(root, settings or IndexSettings())
+    return {f.path for f in report.files}, report.skipped
+
+
+def test_gitignore_at_every_depth_and_ignore_file(tmp_path: Path) -> None:
+    _write(tmp_path, ".gitignore", "*.log\n/generated/\n")
+    _write(tmp_path, "app/.gitignore", "local_*.py\n")
+    _write(tmp_path, "app/.ignore", "scratch/\n")
+    for rel in ["main.py", "debug.log", "generated/out.py", "app/core.py", "app/local_settings.py",
+                "app/scratch/tmp.py", "lib/generated/keep.py"]:
+        _write(tmp_path, rel)
+    paths, _ = _paths(tmp_path)
+    assert paths == {"main.py", "app/core.py", "lib/generated/keep.py"}
+
+
+def test_gitignore_can_be_turned_off(tmp_path: Path) -> None:
+    _write(tmp_path, ".gitignore", "ignored.py\n")
+    _write(tmp_path, "ignored.py")
+    assert "ignored.py" in _paths(tmp_path, IndexSettings(respect_gitignore=False))[0]
+
+
+def test_always_skipped_dirs_locks_and_minified(tmp_path: Path) -> None:
+    for rel in [".git/config.py", "node_modules/pkg/index.js", ".venv/lib/site.py", "venv/x.py",
+                "build/out.py", "dist/app.js", "__pycache__/m.py", "src/app.js", "src/app.min.js",
+                "package-lock.json", "poetry.lock", "src/ok.ts"]:
+        _write(tmp_path, rel)
+    paths, skipped = _paths(tmp_path)
+    assert paths == {"src/app.js", "src/ok.ts"}
+    assert skipped["package-lock.json"] == "lock file"
+    assert skipped["src/app.min.js"] == "minified or generated"
+
+
+def test_secrets_are_never_indexed(tmp_path: Path) -> None:
+    secrets = [".env", ".env.production", "config/prod.env", "server.pem", "tls.key", "id_rsa", "id_ed25519.pub",
+               ".npmrc", "credentials.json", "aws/credentials"]
+    for rel in secrets:
+        _write(tmp_path, rel, "SECRET=sk-canary-123\n")
+    _write(tmp_path, "app.py")
+    paths, skipped = _paths(tmp_path)
+    assert paths == {"app.py"}
+    for rel in secrets:
+        if rel in skipped:
+            assert skipped[rel] in ("may hold secrets", "not a known source or text type")
+
+
+def test_size_limit_and_unknown_types(tmp_path: Path) -> None:
+    _write(tmp_path, "big.py", "x = 1\n" * 50_000)
+    _write(tmp_path, "small.py")
+    _write(tmp_path, "photo.png", b"\x89PNG\r\n")
+    paths, skipped = _paths(tmp_path, IndexSettings(max_file_size_kb=100))
+    assert paths == {"small.py"}
+    assert "larger than 100 KiB" in skipped["big.py"]
+    assert skipped["photo.png"] == "not a known source or text type"
+
+
+def test_include_exclude_settings(tmp_path: Path) -> None:
+    for rel in ["src/a.py", "src/b.go", "tests/test_a.py", "docs/guide.md"]:
+        _write(tmp_path, rel)
+    paths, _ = _paths(tmp_path, IndexSettings(include=["src/**", "tests/**"], exclude=["*.go"]))
+    assert paths == {"src/a.py", "tests/test_a.py"}
+
+
+def test_symlink_loop_terminates(tmp_path: Path) -> None:
+    _write(tmp_path, "pkg/mod.py")
+    os.symlink(tmp_path / "pkg", tmp_path / "pkg" / "again")
+    os.symlink(tmp_path, tmp_path / "pkg" / "root")
+    paths, skipped = _paths(tmp_path)
+    assert paths == {"pkg/mod.py"}
+    assert any("symlink" in reason for reason in skipped.values())
+
+
+def test_unreadable_directory_is_reported_not_fatal(tmp_path: Path) -> None:
+    _write(tmp_path, "ok.py")
+    _write(tmp_path, "locked/secret.py")
+    (tmp_path / "locked").chmod(0)
+    try:
+        paths, skipped = _paths(tmp_path)
+    finally:
+        (tmp_path / "locked").chmod(0o755)
+    assert "ok.py" in paths
+    if os.geteuid() != 0:  # root reads everything
+        assert "locked" in skipped
+
+
+def test_should_index_single_paths(tmp_path: Path) -> None:
+    _write(tmp_path, ".gitignore", "generated/\n")
+    _write(tmp_path, "generated/gen.py")
+    _write(tmp_path, "src/a.py")
+    _write(tmp_path, ".env", "K=V\n")
+    settings = IndexSettings()
+    assert scanning.should_index(tmp_path, "src/a.py", settings) is None
+    assert scanning.should_index(tmp_path, "generated/gen.py", settings) == "ignored by .gitignore"
+    assert scanning.should_index(tmp_path, ".env", settings) == "may hold secrets"
+    assert scanning.should_index(tmp_path, "node_modules/x.js", settings) == "excluded directory"
+    assert scanning.should_index(tmp_path, "../escape.py", settings) == "excluded directory"
+    assert "cannot stat" in scanning.should_index(tmp_path, "src/missing.py", settings)
