@@ -50,3 +50,45 @@ def copy_stdlib(dest: Path, packages: list[str]) -> Path:
         elif path.with_suffix(".py").is_file():
             shutil.copy2(path.with_suffix(".py"), dest / f"{name}.py")
     return dest
+
+
+# --- the performance corpus: real code, stdlib first, then the venv's site-packages ----------
+
+# Bytes of source per chunk at 800-character chunks (stdlib ~650, site-packages ~610): used
+# to pick files for a wanted size; the chunks actually indexed are reported.
+BYTES_PER_CHUNK = 630
+_TEST_DIRS = frozenset({"test", "tests", "idle_test"})
+
+
+def site_packages_dir() -> Path:
+    return Path(sysconfig.get_paths()["purelib"])
+
+
+def real_code_files() -> list[tuple[Path, str, int]]:
+    """(source file, destination path, size) of every file the indexer would take, in a fixed
+    order: the stdlib (without its test suites), then the installed site-packages."""
+    from lsp_server import scanning
+    from lsp_server.settings import IndexSettings
+
+    out: list[tuple[Path, str, int]] = []
+    for prefix, root in (("stdlib", stdlib_dir()), ("site", site_packages_dir())):
+        report = scanning.scan(root, IndexSettings())
+        for f in sorted(report.files, key=lambda f: f.path):
+            if _TEST_DIRS.isdisjoint(f.path.split("/")[:-1]):
+                out.append((root / f.path, f"{prefix}/{f.path}", f.size))
+    return out
+
+
+def copy_real_code(dest: Path, target_chunks: int) -> tuple[int, int]:
+    """Copy about target_chunks chunks' worth of real code into dest; returns (files, bytes)."""
+    budget = target_chunks * BYTES_PER_CHUNK
+    files = used = 0
+    for src, rel, size in real_code_files():
+        if used >= budget:
+            break
+        target = dest / rel
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(src, target)
+        files += 1
+        used += size
+    return files, used

@@ -19,8 +19,10 @@ from . import languages
 
 log = logging.getLogger(__name__)
 
-# all-MiniLM-L6-v2 reads 256 word pieces; code runs about 3-4 characters a piece.
-DEFAULT_MAX_CHARS = 1200
+# all-MiniLM-L6-v2 reads 256 word pieces; code runs about 3-4 characters a piece, so a chunk
+# of 800 characters is read whole. 1200 (cut off by the model) scored lower in every mode on
+# the retrieval benchmark; docs/BENCHMARKS.md has the numbers.
+DEFAULT_MAX_CHARS = 800
 # A definition smaller than this may share a chunk with another definition.
 SMALL_DEF_CHARS = 200
 # Single lines can be huge (minified code); a chunk never stores more than this.

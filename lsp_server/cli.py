@@ -198,6 +198,13 @@ def cmd_search(args: argparse.Namespace) -> int:
         validate(args.query, limit, mode)
     except InvalidInput as exc:
         raise UsageError(str(exc)) from None
+    import pathspec
+
+    for flag, globs in (("--include", args.include), ("--exclude", args.exclude)):
+        try:
+            pathspec.PathSpec.from_lines("gitignore", globs)
+        except ValueError as exc:  # pathspec's GitIgnorePatternError
+            raise UsageError(f"{flag}: {exc}") from None
     index = _open(args)
     if not args.no_sync:
         stats = sync_workspace(index)

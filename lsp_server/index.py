@@ -13,7 +13,9 @@ import json
 import logging
 import os
 import shutil
+import sqlite3
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -23,11 +25,15 @@ import platformdirs
 from . import store as store_mod
 from .embedding import Embedder, EmbeddingCache, create_embedder, model_key
 from .settings import Settings
-from .store import Store
+from .store import Store, StoreError, StoreLocked
 from .symbols import SymbolIndex
 from .sync import Snapshot
 
 log = logging.getLogger(__name__)
+
+# After the store failed to open, status within this many seconds reports the same error
+# instead of trying again (clients poll status; syncs and searches always try).
+STORE_RETRY_SECONDS = 2.0
 
 
 def cache_root() -> Path:
@@ -59,6 +65,9 @@ class IndexState:
     indexed_files: int = 0
     last_error: str | None = None
     skipped: dict[str, str] = attrs.Factory(dict)
+    # Chunks without vectors, kept up to date by a running sync so that status need not ask
+    # the store (whose counts take up to a second while a large index is being written).
+    pending_chunks: int = 0
 
 
 class WorkspaceIndex:
@@ -69,14 +78,63 @@ class WorkspaceIndex:
         self.dir.mkdir(parents=True, exist_ok=True)
         self.embedder = embedder or create_embedder(settings.embedding)
         self.state = IndexState()
+        # What went wrong with the index on disk and was repaired, for the user to be told.
+        self.notices: list[str] = []
         # Serialises writers (full sync, file events, embedding upserts) of this folder.
         self.write_lock = threading.RLock()
-        self.snapshot = Snapshot(self.dir / "state.db")
-        self.cache = EmbeddingCache(self.dir / "state.db")
-        self.symbols = SymbolIndex(self.dir / "state.db")
+        self._open_state()
         self._store: Store | None = None
         self._store_lock = threading.Lock()
+        self._store_failure: tuple[float, StoreError] | None = None
         self._write_meta()
+
+    def _open_state(self) -> None:
+        """Open state.db; a damaged one is deleted and started over (the store follows suit)."""
+        path = self.dir / "state.db"
+        try:
+            self.snapshot = Snapshot(path)
+            self.cache = EmbeddingCache(path)
+            self.symbols = SymbolIndex(path)
+            return
+        except sqlite3.DatabaseError as exc:
+            if getattr(exc, "sqlite_errorname", "") not in ("SQLITE_CORRUPT", "SQLITE_NOTADB"):
+                raise  # locked, read-only or full: not ours to delete
+            for name in ("snapshot", "cache", "symbols"):
+                part = getattr(self, name, None)
+                if part is not None:
+                    part.close()
+            self._notice(f"the index state {path} was damaged ({exc}); it is rebuilt from the files")
+            for suffix in ("", "-wal", "-shm"):
+                path.with_name(path.name + suffix).unlink(missing_ok=True)
+        self.snapshot = Snapshot(path)
+        self.cache = EmbeddingCache(path)
+        self.symbols = SymbolIndex(path)
+
+    def reopen_if_deleted(self) -> bool:
+        """When the index directory was deleted under an open index (a cleared cache), start
+        over in a new one. Called at the start of a full sync, which then rebuilds it."""
+        if (self.dir / "state.db").exists():
+            return False
+        with self.write_lock, self._store_lock:
+            if (self.dir / "state.db").exists():
+                return False
+            if self._store is not None:
+                self._store.close()
+                if not self.settings.store.uri:
+                    store_mod.release_local(self.store_uri)
+                self._store = None
+            self.snapshot.close()
+            self.cache.close()
+            self.symbols.close()
+            self.dir.mkdir(parents=True, exist_ok=True)
+            self._open_state()
+            self._write_meta()
+        self._notice(f"the index directory {self.dir} was deleted while in use; it is rebuilt")
+        return True
+
+    def _notice(self, message: str) -> None:
+        log.warning("%s: %s", self.root, message)
+        self.notices.append(message)
 
     @property
     def store_uri(self) -> str:
@@ -89,14 +147,53 @@ class WorkspaceIndex:
 
     @property
     def store(self) -> Store:
-        """Opened on first use: the embedding model may have to be asked for its dimension."""
+        """Opened on first use: the embedding model may have to be asked for its dimension.
+
+        The snapshot and the collection must describe the same rows: a collection created
+        now (deleted, rebuilt or a new server) means no file is indexed yet, and snapshot
+        rows started over (new model or store, lost state.db) mean old rows must go."""
         with self._store_lock:
             if self._store is None:
                 key = model_key(self.embedder)
-                token = os.environ.get(self.settings.store.token_env) if self.settings.store.token_env else None
-                self._store = Store(self.store_uri, collection_name(self.root, key), self.embedder.dimension, token)
-                self.snapshot.bind_model(key)
+                try:
+                    store = self._open_store(key)
+                except StoreError as exc:
+                    self._store_failure = (time.monotonic(), exc)
+                    raise
+                self._store_failure = None
+                fingerprint = hashlib.sha256(self.store_uri.encode("utf-8", "surrogatepass")).hexdigest()[:16]
+                started_over = self.snapshot.bind_model(f"{key}|store:{fingerprint}")
+                if store.created and not started_over and self.snapshot.count():
+                    self._notice(f"the vector store at {store_mod.display_uri(self.store_uri)} held nothing for "
+                                 f"the {self.snapshot.count()} files indexed before; they are indexed again")
+                    self.snapshot.clear()
+                    self.symbols.clear()
+                elif started_over and not store.created and store.count():
+                    store.recreate()  # rows of an earlier run with this model may be of deleted files
+                self._store = store
             return self._store
+
+    def _open_store(self, key: str) -> Store:
+        """Open the store; a damaged Milvus Lite store of our own is moved aside and rebuilt."""
+        token = os.environ.get(self.settings.store.token_env) if self.settings.store.token_env else None
+        name = collection_name(self.root, key)
+        try:
+            return Store(self.store_uri, name, self.embedder.dimension, token)
+        except StoreLocked:
+            raise
+        except StoreError as exc:
+            own = self.dir / "milvus.db"
+            if self.settings.store.uri or not (own.exists() or own.is_symlink()):
+                raise  # a store the user configured is theirs to repair
+            aside = self.dir / "milvus.db.damaged"
+            self._notice(f"the vector store could not be opened ({exc}); it was moved to {aside} and is rebuilt")
+            store_mod.release_local(str(own))
+            if aside.is_dir() and not aside.is_symlink():
+                shutil.rmtree(aside, ignore_errors=True)
+            else:
+                aside.unlink(missing_ok=True)
+            os.replace(own, aside)
+            return Store(self.store_uri, name, self.embedder.dimension, token)
 
     def _write_meta(self) -> None:
         meta = {"root": str(self.root)}
@@ -126,8 +223,16 @@ class WorkspaceIndex:
             "indexDir": str(self.dir),
         }
         try:
-            info["chunks"] = self.store.count()
-            info["pendingChunks"] = self.store.count_pending()
+            failure = self._store_failure
+            if self._store is None and failure is not None and time.monotonic() - failure[0] < STORE_RETRY_SECONDS:
+                raise failure[1]  # status is polled: do not knock on a locked or down store each time
+            if self.state.state == "indexing" and self._store is not None:
+                # Counted by the sync itself: exact for chunks of indexed files, an estimate for pending.
+                info["chunks"] = self.snapshot.chunk_total()
+                info["pendingChunks"] = self.state.pending_chunks
+            else:
+                info["chunks"] = self.store.count()
+                info["pendingChunks"] = self.store.count_pending()
         except Exception as exc:  # status must answer even when the store is down
             info["chunks"] = 0
             info["pendingChunks"] = 0

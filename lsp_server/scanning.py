@@ -160,13 +160,17 @@ def _walk(root: Path, settings: IndexSettings) -> Iterator[FileInfo | tuple[str,
             continue
         for entry in entries:
             rel = f"{rel_dir}/{entry.name}" if rel_dir else entry.name
-            if "\n" in entry.name or "\r" in entry.name:
-                yield rel, "newline in file name"
+            name_problem = bad_name(entry.name)
+            if name_problem:
+                yield printable(rel), name_problem
                 continue
             try:
                 st = entry.stat(follow_symlinks=True)
             except OSError as exc:
                 yield rel, f"cannot stat: {exc.strerror or exc}"
+                continue
+            if entry.is_symlink() and not inside(root, entry.path):
+                yield rel, "symlink to outside the workspace"
                 continue
             if stat.S_ISDIR(st.st_mode):
                 if entry.name in SKIP_DIRS or rules.ignored(rel, is_dir=True):
@@ -187,11 +191,38 @@ def _walk(root: Path, settings: IndexSettings) -> Iterator[FileInfo | tuple[str,
                 yield FileInfo(rel, st.st_size, st.st_mtime_ns, language_for(entry.name) or "text")
 
 
+def bad_name(name: str) -> str | None:
+    """Why a file or folder name cannot be indexed: it must be one line of valid UTF-8."""
+    if "\n" in name or "\r" in name:
+        return "newline in file name"
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        return "file name is not valid UTF-8"
+    return None
+
+
+def printable(rel_path: str) -> str:
+    """A path safe to log and send as JSON: undecodable bytes shown as \\xNN escapes."""
+    return rel_path.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
+def inside(root: Path, path: str | Path) -> bool:
+    """Whether path, with every symlink resolved, is root or below it."""
+    target = Path(os.path.realpath(path))
+    return target == root or root in target.parents
+
+
 def should_index(root: Path, rel_path: str, settings: IndexSettings) -> str | None:
     """The skip reason for one path (for editor events), or None when it belongs in the index."""
     parts = rel_path.split("/")
     if any(p in SKIP_DIRS for p in parts[:-1]) or ".." in parts:
         return "excluded directory"
+    problem = next((r for r in map(bad_name, parts) if r), None)
+    if problem:
+        return problem
+    if not inside(root, root / rel_path):
+        return "symlink to outside the workspace"
     rules = IgnoreRules(root, settings)
     for depth in range(1, len(parts)):
         if rules.ignored("/".join(parts[:depth]), is_dir=True):

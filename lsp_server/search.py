@@ -1,8 +1,10 @@
 """Answer a query from a folder's index: keyword (BM25), semantic (dense) or hybrid.
 
-Hybrid fuses normalised scores with weights rather than reciprocal ranks: on stdlib code,
-plain RRF scored below the dense retriever alone, while weighted normalised fusion beat
-both. Results from the same file whose lines overlap are merged into one.
+Hybrid fuses three signals with weights rather than reciprocal ranks: the dense score
+(min-max normalised), the BM25 score (divided by the best), and how well the names defined
+in a chunk match the query's words (Dice overlap of identifier parts, from the symbol
+index). docs/BENCHMARKS.md has the measurements behind the weights. Results from the same
+file whose lines overlap are merged into one.
 """
 
 from __future__ import annotations
@@ -23,8 +25,10 @@ if TYPE_CHECKING:
     from .index import WorkspaceIndex
 
 MAX_QUERY_CHARS = 1000
-DENSE_WEIGHT = 0.6
-KEYWORD_WEIGHT = 0.4
+DENSE_WEIGHT = 0.5
+KEYWORD_WEIGHT = 0.5
+# Weight of the best match between the query's words and a name defined in the chunk.
+SYMBOL_WEIGHT = 0.5
 # Candidates fetched from each retriever per result asked for.
 OVERSAMPLE = 3
 MIN_CANDIDATES = 30
@@ -95,14 +99,51 @@ def _normalise(hits: list[Hit], min_max: bool) -> dict[str, float]:
 
 
 def fuse(dense: list[Hit], keyword: list[Hit], dense_weight: float = DENSE_WEIGHT,
-         keyword_weight: float = KEYWORD_WEIGHT) -> list[tuple[Hit, float]]:
-    """Weighted sum of per-list normalised scores; a hit missing from a list scores 0 there."""
+         keyword_weight: float = KEYWORD_WEIGHT, symbol: dict[str, float] | None = None,
+         symbol_weight: float = SYMBOL_WEIGHT) -> list[tuple[Hit, float]]:
+    """Weighted sum of per-list normalised scores; a hit missing from a list scores 0 there.
+    ``symbol`` holds name-match scores in [0, 1] by hit id (see symbol_scores)."""
     d = _normalise(dense, min_max=True)
     k = _normalise(keyword, min_max=False)
+    s = symbol or {}
     by_id = {h.id: h for h in [*keyword, *dense]}
-    fused = [(by_id[i], dense_weight * d.get(i, 0.0) + keyword_weight * k.get(i, 0.0)) for i in by_id]
+    fused = [(by_id[i], dense_weight * d.get(i, 0.0) + keyword_weight * k.get(i, 0.0)
+              + symbol_weight * s.get(i, 0.0)) for i in by_id]
     fused.sort(key=lambda pair: pair[1], reverse=True)
     return fused
+
+
+def query_words(query: str) -> frozenset[str]:
+    """The query's words, identifiers split into their parts: "parseHeader(x)" -> parse, header, x."""
+    return frozenset(p for w in tokens.words(query) for p in tokens.split_identifier(w))
+
+
+def name_match(words: frozenset[str], name: str) -> float:
+    """Dice overlap of a name's parts and the query's words: 1.0 when they are the same set."""
+    parts = set(tokens.split_identifier(name))
+    if not parts or not words:
+        return 0.0
+    return 2 * len(parts & words) / (len(parts) + len(words))
+
+
+def symbol_scores(index: WorkspaceIndex, query: str, hits: Sequence[Hit]) -> dict[str, float]:
+    """Per hit, the best name_match among the names defined in its lines (functions, classes,
+    methods...), from the folder's symbol index; the chunk's own symbol where that has none."""
+    words = query_words(query)
+    if not words:
+        return {}
+    starts: dict[str, list[tuple[int, str]]] = {}
+    scores: dict[str, float] = {}
+    for h in hits:
+        if h.path not in starts:
+            starts[h.path] = [(sym.range[0] + 1, sym.name) for sym in index.symbols.symbols_in(h.path)]
+        names = [n for line, n in starts[h.path] if h.start_line <= line <= h.end_line]
+        if not names and h.symbol:
+            names = [h.symbol.rsplit(".", 1)[-1]]
+        best = max((name_match(words, n) for n in names), default=0.0)
+        if best > 0:
+            scores[h.id] = best
+    return scores
 
 
 def rrf(dense: list[Hit], keyword: list[Hit], k: int = 100) -> list[tuple[Hit, float]]:
@@ -160,7 +201,7 @@ def search(index: WorkspaceIndex, query: str, limit: int = 10, mode: str = "hybr
     elif mode == "semantic":
         ranked = [(h, h.score) for h in dense]
     else:
-        ranked = fuse(dense, keyword)
+        ranked = fuse(dense, keyword, symbol=symbol_scores(index, query, [*keyword, *dense]))
     return merge_overlapping([_result(index, h, s) for h, s in ranked])[:limit]
 
 

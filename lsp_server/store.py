@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import threading
 from collections.abc import Iterable
 from typing import Any
@@ -29,6 +30,10 @@ OUTPUT_FIELDS = ["id", "path", "language", "start_line", "end_line", "symbol", "
 
 class StoreError(Exception):
     """The vector store failed or cannot be reached; the message says which and where."""
+
+
+class StoreLocked(StoreError):
+    """A Milvus Lite store is held by another process: Milvus Lite allows one at a time."""
 
 
 @attrs.frozen
@@ -65,13 +70,20 @@ class Store:
         self._placeholder = np.zeros(dimension, dtype=np.float32)
         self._placeholder[0] = 1.0
         self._lock = threading.RLock()
+        self.created = False  # this open created the collection: it holds nothing yet
         try:
             self._client = MilvusClient(uri=uri, token=token or "")
             self._ensure_collection()
-        except MilvusException as exc:
-            raise StoreError(f"cannot open the vector store at {display_uri(uri)}: {exc.message}") from exc
         except Exception as exc:
-            raise StoreError(f"cannot open the vector store at {display_uri(uri)}: {exc}") from exc
+            holder = lock_holder(uri)
+            if holder is not None:
+                raise StoreLocked(
+                    f"the vector store at {display_uri(uri)} is in use by another process{holder}, probably another "
+                    "editor window or a `code-context` command on this folder. Milvus Lite lets one process open a "
+                    "store at a time: semantic search here waits until that process exits, or set "
+                    "codeContext.store.uri to a Milvus server to share one index") from exc
+            detail = exc.message if isinstance(exc, MilvusException) else exc
+            raise StoreError(f"cannot open the vector store at {display_uri(uri)}: {detail}") from exc
 
     def _ensure_collection(self) -> None:
         client = self._client
@@ -96,6 +108,7 @@ class Store:
             index.add_index("sparse", index_type="SPARSE_INVERTED_INDEX", metric_type="BM25")
             index.add_index("path", index_type="INVERTED")
             client.create_collection(self.collection, schema=schema, index_params=index)
+            self.created = True
         client.load_collection(self.collection)
 
     # --- writes -------------------------------------------------------------------------
@@ -143,6 +156,12 @@ class Store:
     def drop(self) -> None:
         with self._lock:
             self._call(self._client.drop_collection, self.collection)
+
+    def recreate(self) -> None:
+        """Drop every row by dropping the collection, and create it again empty."""
+        with self._lock:
+            self.drop()
+            self._call(self._ensure_collection)
 
     def close(self) -> None:
         try:
@@ -214,11 +233,76 @@ class Store:
 
     def _call(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
         try:
-            return fn(*args, **kwargs)
+            try:
+                return fn(*args, **kwargs)
+            except MilvusException as exc:
+                # A Milvus server that restarted holds the collection released: load it, once.
+                if not _not_loaded(exc):
+                    raise
+                log.info("collection %s was released by the store; loading it again", self.collection)
+                self._client.load_collection(self.collection)
+                return fn(*args, **kwargs)
         except MilvusException as exc:
             raise StoreError(f"vector store error at {display_uri(self.uri)}: {exc.message}") from exc
         except Exception as exc:  # grpc and connection errors arrive as many types
             raise StoreError(f"vector store error at {display_uri(self.uri)}: {exc}") from exc
+
+
+def _not_loaded(exc: MilvusException) -> bool:
+    message = str(exc.message).lower()
+    return "released" in message or "not loaded" in message or "call load()" in message
+
+
+def is_local(uri: str) -> bool:
+    """A Milvus Lite store (a directory on this machine) rather than a server's URI."""
+    return "://" not in uri
+
+
+def lock_holder(uri: str) -> str | None:
+    """When another process holds a Milvus Lite store's lock: " (pid N)" or ""; else None.
+
+    Milvus Lite takes an exclusive flock on <store>/LOCK and keeps it for the life of the
+    process that opened the store. A store this process serves is never reported."""
+    if not is_local(uri):
+        return None
+    path = os.path.abspath(uri)
+    try:
+        import fcntl
+
+        from milvus_lite.server_manager import server_manager_instance
+    except ImportError:  # Windows, or a Milvus Lite without the lock
+        return None
+    if path in getattr(server_manager_instance, "_servers", {}):
+        return None
+    lock = os.path.join(path, "LOCK")
+    try:
+        fd = os.open(lock, os.O_RDWR)
+    except OSError:
+        return None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        return _flock_pid(fd)
+    else:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return None
+    finally:
+        os.close(fd)
+
+
+def _flock_pid(fd: int) -> str:
+    """The pid holding an flock on fd's file, from /proc/locks (Linux), as " (pid N)"."""
+    try:
+        st = os.fstat(fd)
+        wanted = f"{os.major(st.st_dev):02x}:{os.minor(st.st_dev):02x}:{st.st_ino}"
+        with open("/proc/locks", encoding="ascii", errors="replace") as fh:
+            for line in fh:
+                parts = line.split()
+                if len(parts) > 5 and parts[1] == "FLOCK" and parts[5] == wanted and parts[4] != str(os.getpid()):
+                    return f" (pid {parts[4]})"
+    except OSError:
+        pass
+    return ""
 
 
 def display_uri(uri: str) -> str:
@@ -227,3 +311,12 @@ def display_uri(uri: str) -> str:
         scheme, rest = uri.split("://", 1)
         return f"{scheme}://{rest.split('@', 1)[1]}"
     return uri
+
+
+def release_local(path: str) -> None:
+    """Stop this process's Milvus Lite server of a store, if any, releasing its lock and files."""
+    try:
+        from milvus_lite.server_manager import server_manager_instance
+    except ImportError:
+        return
+    server_manager_instance.release_server(path)

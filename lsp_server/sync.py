@@ -69,8 +69,9 @@ class Snapshot:
                 " hash TEXT, state TEXT, chunks INTEGER)")
             self._db.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT)")
 
-    def bind_model(self, key: str) -> None:
-        """File rows describe one collection; a new model starts them over (the cache stays)."""
+    def bind_model(self, key: str) -> bool:
+        """File rows describe one collection; a new model starts them over (the cache stays).
+        True when the rows were started over (or there were none bound yet)."""
         with self._lock:
             row = self._db.execute("SELECT value FROM meta WHERE key='model'").fetchone()
             if row is None or row[0] != key:
@@ -78,6 +79,8 @@ class Snapshot:
                 self._db.execute("DELETE FROM files")
                 self._db.execute("INSERT OR REPLACE INTO meta VALUES ('model', ?)", (key,))
                 self._db.execute("COMMIT")
+                return True
+            return False
 
     def all(self) -> dict[str, tuple[int, int, str, str]]:
         with self._lock:
@@ -88,6 +91,21 @@ class Snapshot:
         with self._lock:
             r = self._db.execute("SELECT size, mtime_ns, hash, state FROM files WHERE path=?", (path,)).fetchone()
         return (r[0], r[1], r[2], r[3]) if r else None
+
+    def known(self, paths: list[str]) -> set[str]:
+        """Those of paths that have a row, pending or done."""
+        found: set[str] = set()
+        with self._lock:
+            for start in range(0, len(paths), 500):
+                part = paths[start:start + 500]
+                found.update(r[0] for r in self._db.execute(
+                    f"SELECT path FROM files WHERE path IN ({','.join('?' * len(part))})", part))
+        return found
+
+    def chunk_total(self) -> int:
+        """Chunks of the files whose rows are done: what the store holds for them."""
+        with self._lock:
+            return int(self._db.execute("SELECT COALESCE(SUM(chunks), 0) FROM files WHERE state='done'").fetchone()[0])
 
     def count(self, done_only: bool = False) -> int:
         sql = "SELECT COUNT(*) FROM files" + (" WHERE state='done'" if done_only else "")
@@ -226,12 +244,17 @@ def write_files(index: WorkspaceIndex, parsed: list[_Parsed], embed_now: bool, s
     rows = _rows(index, parsed, embed_now, stats)
     paths = [p.path for p in parsed]
     with index.write_lock:
+        # Only files the snapshot has a row for can have chunks in the store (a pending row goes
+        # in before any insert; a store that lost rows or was reset clears the rows): a new
+        # file skips the delete, which costs a scan of the collection in Milvus Lite.
+        known = index.snapshot.known(paths)
         index.snapshot.mark_pending(paths)
-        index.store.replace_paths(paths, rows)
+        index.store.replace_paths([p for p in paths if p in known], rows)
         for p in parsed:
             index.symbols.replace_file(p.path, p.symbols)
         index.snapshot.mark_done([(p.path, p.size, p.mtime_ns, p.hash, len(p.chunks)) for p in parsed])
     stats.chunks += len(rows)
+    index.state.pending_chunks += sum(not r["embedded"] for r in rows)
 
 
 def remove_files(index: WorkspaceIndex, paths: list[str]) -> None:
@@ -255,6 +278,7 @@ def sync_workspace(index: WorkspaceIndex, progress: Progress | None = None, canc
     index.state.state = "indexing"
     index.state.last_error = None
     try:
+        index.reopen_if_deleted()
         report = scanning.scan(index.root, index.settings.index)
         stats.files = len(report.files)
         stats.skipped.update(report.skipped)
@@ -310,7 +334,7 @@ def sync_workspace(index: WorkspaceIndex, progress: Progress | None = None, canc
         index.state.last_error = stats.error
         index.state.state = "error" if stats.error and not stats.cancelled else "idle"
         try:
-            stats.pending = index.store.count_pending()
+            stats.pending = index.state.pending_chunks = index.store.count_pending()
         except (StoreError, EmbeddingError):
             pass
     return stats
@@ -352,6 +376,7 @@ def embed_pending(index: WorkspaceIndex, stats: SyncStats, progress: Progress | 
         stats.cached += len(rows) - len(missing)
         with index.write_lock:
             written = store.set_vectors(rows, np.stack(cached))
+        index.state.pending_chunks = max(0, index.state.pending_chunks - written)
         if written < len(rows):
             # Rows replaced by an edit meanwhile; their successors are pending in their own right.
             failed_ids.update(r["id"] for r in rows)

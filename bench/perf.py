@@ -1,0 +1,353 @@
+"""Performance at growing sizes, through the real language server over stdio.
+
+Workspaces of real code (the stdlib, then the venv's site-packages) of about 2,000, 20,000
+and (on request) 100,000 chunks. The bundled model (provider ``local``) embeds the 2,000-chunk workspace;
+the larger ones use the zero-cost ``hash`` embedder (384 dimensions, like the model), which
+leaves scanning, chunking, the store and search to be measured: the model alone would need
+about 20 minutes per 20,000 chunks on this machine.
+
+Per size: initial indexing (server, end to end), peak and resting RSS of the server, search
+latency per mode over stdio, didSave-to-searchable latency, server start to first answered
+search on the indexed workspace; then in-process: no-change re-sync, where a search's time
+goes (query embedding, dense and BM25 search in Milvus, fusion) next to a brute-force numpy
+scan of the same vectors, and, for the model, its raw throughput on the same chunks.
+
+    .venv/bin/python -m bench.perf [--sizes 2000:local 2000:hash 20000:hash [100000:hash]]
+        [--out bench/results/perf.json] [--plot docs/bench-scaling.png]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import secrets
+import shutil
+import statistics
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from bench.common import copy_real_code, machine, percentile
+from bench.indexing import chunk_texts, measure, raw_throughput, settings_for
+from bench.lsp_client import LspClient, tree_rss_kib
+
+RESULTS_DIR = Path(__file__).resolve().parent / "results"
+DOCS_DIR = Path(__file__).resolve().parent.parent / "docs"
+# ~100,000 chunks is opt-in (--sizes ... 100000:hash): its initial index took over an hour here.
+DEFAULT_SIZES = ["2000:local", "2000:hash", "20000:hash"]
+MODES = ("keyword", "semantic", "hybrid")
+
+# What someone might ask of a Python code base: plain English and identifier-like.
+QUERIES = [
+    "parse a date string into a datetime", "read configuration from an ini file", "retry a failed network request",
+    "compress data with gzip", "walk a directory tree recursively", "escape html special characters",
+    "send an email over smtp", "decode base64 data", "format a number with thousands separators",
+    "create a temporary file", "compare two sequences and show differences", "thread pool that runs tasks",
+    "lock to protect shared state", "parse command line arguments", "open a url and read the response",
+    "serialize an object to json", "compute a hash digest of a file", "copy a file preserving metadata",
+    "split a path into directory and file name", "match a string against a regular expression",
+    "split identifier", "get content charset", "read until end of stream", "build a request header",
+    "load module from path", "cache results of a function", "convert bytes to text with an encoding",
+    "iterate over lines of a file", "sort items by key", "raise an error when the value is invalid",
+    "timeout", "ArgumentParser add argument", "json dumps indent", "socket connect", "TemporaryDirectory",
+    "urlopen", "event loop run until complete", "logging handler emit record", "tarfile extract", "csv reader",
+]
+
+
+def _ms(values: list[float]) -> dict[str, float]:
+    return {"p50": 1000 * statistics.median(values), "p95": 1000 * percentile(values, 0.95), "n": len(values)}
+
+
+def _options(provider: str) -> dict[str, Any]:
+    embedding: dict[str, Any] = {"provider": provider}
+    if provider == "hash":
+        embedding["dimensions"] = 384
+    return {"embedding": embedding}
+
+
+def server_phase(root: Path, provider: str, cache: Path, edits: int, rounds: int, restarts: int,
+                 log: Callable[[str], None]) -> dict[str, Any]:
+    env = {"CODE_CONTEXT_CACHE_DIR": str(cache)}
+    out: dict[str, Any] = {}
+    client = LspClient(root, _options(provider), env=env).start()
+    try:
+        client.initialize()
+        started = time.perf_counter()
+        peak_sampled = 0
+        while True:
+            status = client.status()
+            rss, _ = tree_rss_kib(client.pid)
+            peak_sampled = max(peak_sampled, rss)
+            f = status["folders"][0]
+            if f["state"] == "idle" and f["pendingChunks"] == 0 and f["chunks"] > 0:
+                break
+            if f["state"] == "error":
+                raise RuntimeError(f"indexing failed: {f.get('lastError')}")
+            time.sleep(0.25)
+        elapsed = time.perf_counter() - started
+        since_spawn = time.perf_counter() - client.started_at
+        out.update(files=f["files"], chunks=f["chunks"], index_s=elapsed, index_since_spawn_s=since_spawn,
+                   index_chunks_per_s=f["chunks"] / elapsed)
+        _, hwm = tree_rss_kib(client.pid)
+        out["rss_peak_indexing_mib"] = max(hwm, peak_sampled) / 1024
+        log(f"  server: {f['files']} files, {f['chunks']} chunks indexed in {elapsed:.1f} s "
+            f"({f['chunks'] / elapsed:.0f} chunks/s); peak RSS {out['rss_peak_indexing_mib']:.0f} MiB")
+
+        # Search latency over stdio, modes interleaved so noise hits them alike.
+        for q in QUERIES[:3]:
+            for mode in MODES:
+                client.search(q, 10, mode)
+        lat: dict[str, list[float]] = {m: [] for m in MODES}
+        for _ in range(rounds):
+            for q in QUERIES:
+                for mode in MODES:
+                    t = time.perf_counter()
+                    client.search(q, 10, mode)
+                    lat[mode].append(time.perf_counter() - t)
+        out["search_ms"] = {m: _ms(v) for m, v in lat.items()}
+        log("  search over stdio: " + ", ".join(
+            f"{m} p50 {v['p50']:.0f} ms p95 {v['p95']:.0f} ms" for m, v in out["search_ms"].items()))
+
+        out["save_to_searchable_ms"] = save_latency(client, root, edits)
+        s = out["save_to_searchable_ms"]
+        log(f"  didSave to searchable: p50 {s['p50']:.0f} ms, p95 {s['p95']:.0f} ms (n={s['n']})")
+        time.sleep(2)
+        rss, _ = tree_rss_kib(client.pid)
+        out["rss_rest_mib"] = rss / 1024
+        log(f"  RSS at rest {out['rss_rest_mib']:.0f} MiB")
+    finally:
+        client.shutdown()
+
+    firsts = []
+    for _ in range(restarts):
+        client = LspClient(root, _options(provider), env=env).start()
+        try:
+            client.initialize()
+            while True:
+                answer = client.search(QUERIES[0], 10, "hybrid")
+                if answer["results"]:
+                    break
+                time.sleep(0.05)
+            firsts.append(time.perf_counter() - client.started_at)
+            client.wait_idle(timeout=600)  # let its start-up re-sync finish before shutting down
+        finally:
+            client.shutdown()
+    out["start_to_first_search_s"] = {"p50": statistics.median(firsts), "max": max(firsts), "n": len(firsts)}
+    log(f"  server start to first answered search: median {statistics.median(firsts):.2f} s, "
+        f"max {max(firsts):.2f} s (n={len(firsts)})")
+    return out
+
+
+def _edit_target(root: Path) -> Path:
+    """A mid-sized Python file of the workspace to edit."""
+    for path in sorted(root.rglob("*.py")):
+        size = path.stat().st_size
+        if 4_000 <= size <= 40_000:
+            return path
+    return next(iter(sorted(root.rglob("*.py"))))
+
+
+def save_latency(client: LspClient, root: Path, edits: int) -> dict[str, float]:
+    """Append a function with a fresh name, send didSave, search until it is found."""
+    path = _edit_target(root)
+    original = path.read_text(encoding="utf-8")
+    uri = path.resolve().as_uri()
+    times = []
+    try:
+        for i in range(edits):
+            name = f"ccbench_marker_{secrets.token_hex(4)}_{i}"
+            path.write_text(f"{original}\n\ndef {name}(value):\n    return value + {i}\n", encoding="utf-8")
+            started = time.perf_counter()
+            client.notify("textDocument/didSave", {"textDocument": {"uri": uri}})
+            deadline = started + 120
+            while time.perf_counter() < deadline:
+                answer = client.search(name, 5, "hybrid")
+                if any(name in r.get("content", "") for r in answer["results"]):
+                    times.append(time.perf_counter() - started)
+                    break
+            else:
+                raise TimeoutError(f"{name} not searchable 120 s after didSave")
+    finally:
+        path.write_text(original, encoding="utf-8")
+        client.notify("textDocument/didSave", {"textDocument": {"uri": uri}})
+        time.sleep(1)
+    return _ms(times)
+
+
+def inprocess_phase(root: Path, provider: str, cache: Path, resyncs: int, rounds: int,
+                    log: Callable[[str], None]) -> dict[str, Any]:
+    """Where a search's time goes, against brute force; no-change re-sync. The server is stopped."""
+    from lsp_server import search as search_mod
+    from lsp_server import tokens
+    from lsp_server.embedding import model_key
+    from lsp_server.index import WorkspaceIndex
+    from lsp_server.sync import sync_workspace
+
+    os.environ["CODE_CONTEXT_CACHE_DIR"] = str(cache)
+    index = WorkspaceIndex(root, settings_for(provider))
+    out: dict[str, Any] = {}
+    try:
+        times = []
+        for _ in range(resyncs):
+            t = time.perf_counter()
+            stats = sync_workspace(index)
+            times.append(time.perf_counter() - t)
+        out["resync_s"] = {"p50": statistics.median(times), "p95": percentile(times, 0.95), "n": len(times),
+                           "changed_files": stats.changed_files}
+        log(f"  no-change re-sync ({stats.files} files): median {statistics.median(times):.2f} s, "
+            f"p95 {percentile(times, 0.95):.2f} s")
+
+        texts = chunk_texts(index)
+        vectors = index.cache.get_many(model_key(index.embedder), texts)
+        matrix = np.stack([v for v in vectors if v is not None]).astype(np.float32)
+        c = max(10 * search_mod.OVERSAMPLE, search_mod.MIN_CANDIDATES)
+        parts: dict[str, list[float]] = {k: [] for k in (
+            "embed_query", "dense_search", "keyword_search", "count_pending", "fuse_merge", "brute_force",
+            "search_keyword", "search_semantic", "search_hybrid")}
+        index.embedder.embed_query("warm up")
+        for _ in range(rounds):
+            for q in QUERIES:
+                t = time.perf_counter()
+                v = index.embedder.embed_query(q)
+                parts["embed_query"].append(time.perf_counter() - t)
+                t = time.perf_counter()
+                dense = index.store.dense_search(v, c)
+                parts["dense_search"].append(time.perf_counter() - t)
+                t = time.perf_counter()
+                keyword = index.store.keyword_search(" ".join(tokens.query_terms(q)), c)
+                parts["keyword_search"].append(time.perf_counter() - t)
+                t = time.perf_counter()
+                index.store.count_pending()
+                parts["count_pending"].append(time.perf_counter() - t)
+                t = time.perf_counter()
+                fused = search_mod.fuse(dense, keyword)
+                search_mod.merge_overlapping([search_mod._result(index, h, s) for h, s in fused])[:10]
+                parts["fuse_merge"].append(time.perf_counter() - t)
+                t = time.perf_counter()
+                scores = matrix @ v
+                top = np.argpartition(-scores, min(c, len(scores) - 1))[:c]
+                top[np.argsort(-scores[top])]
+                parts["brute_force"].append(time.perf_counter() - t)
+                for mode in MODES:
+                    t = time.perf_counter()
+                    search_mod.search(index, q, 10, mode)
+                    parts[f"search_{mode}"].append(time.perf_counter() - t)
+        out["breakdown_ms"] = {k: _ms(v) for k, v in parts.items()}
+        out["vectors"] = int(matrix.shape[0])
+        b = out["breakdown_ms"]
+        log("  in-process p50/p95 ms: " + ", ".join(f"{k} {v['p50']:.1f}/{v['p95']:.1f}" for k, v in b.items()))
+    finally:
+        index.close()
+    return out
+
+
+def run_size(target: int, provider: str, work: Path, args: argparse.Namespace,
+             log: Callable[[str], None]) -> dict[str, Any]:
+    root = work / f"ws-{target}"
+    if not root.exists():
+        files, size = copy_real_code(root, target)
+        log(f"workspace ~{target} chunks: {files} files, {size / 1e6:.1f} MB of real code at {root}")
+    cache = work / f"cache-{target}-{provider}"
+    shutil.rmtree(cache, ignore_errors=True)
+    result: dict[str, Any] = {"target": target, "provider": provider}
+    result["server"] = server_phase(root, provider, cache, args.edits, args.rounds, args.restarts, log)
+    result["inprocess"] = inprocess_phase(root, provider, cache, args.resyncs, 1, log)
+    if provider == "local" and not args.no_raw:
+        # The model's own throughput on the same chunks, next to the pipeline's, in-process with
+        # a warm model and a fresh cache.
+        fresh = work / f"cache-{target}-{provider}-inprocess"
+        shutil.rmtree(fresh, ignore_errors=True)
+        result["indexing"] = measure(root, provider, fresh, resyncs=0, log=log)
+        shutil.rmtree(fresh, ignore_errors=True)
+    shutil.rmtree(cache, ignore_errors=True)
+    return result
+
+
+def plot(results: list[dict[str, Any]], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(2, 2, figsize=(11, 8))
+    by_provider: dict[str, list[dict[str, Any]]] = {}
+    for r in results:
+        by_provider.setdefault(r["provider"], []).append(r)
+    for provider, rows in by_provider.items():
+        rows.sort(key=lambda r: r["server"]["chunks"])
+        x = [r["server"]["chunks"] for r in rows]
+        label = "bundled model" if provider == "local" else "zero-cost hash embedder"
+        marker = "s" if provider == "local" else "o"
+        axes[0, 0].plot(x, [r["server"]["index_chunks_per_s"] for r in rows], marker=marker, label=label)
+        for mode, style in zip(MODES, ("--", ":", "-")):
+            axes[0, 1].plot(x, [r["server"]["search_ms"][mode]["p95"] for r in rows], style, marker=marker,
+                            label=f"{mode} p95 ({label})")
+        axes[1, 0].plot(x, [r["server"]["rss_peak_indexing_mib"] for r in rows], "-", marker=marker,
+                        label=f"peak, indexing ({label})")
+        axes[1, 0].plot(x, [r["server"]["rss_rest_mib"] for r in rows], "--", marker=marker,
+                        label=f"at rest ({label})")
+        axes[1, 1].plot(x, [r["server"]["save_to_searchable_ms"]["p95"] for r in rows], "-", marker=marker,
+                        label=f"didSave→searchable p95 ({label})")
+        axes[1, 1].plot(x, [1000 * r["server"]["start_to_first_search_s"]["p50"] for r in rows], "--",
+                        marker=marker, label=f"start→first search ({label})")
+    axes[0, 1].axhline(150, color="grey", lw=0.8, ls="-.", label="target p95 at 20k: 150 ms")
+    axes[1, 1].axhline(5000, color="grey", lw=0.8, ls="-.", label="start-up target: 5 s")
+    titles = [("initial indexing, chunks/s (server, end to end)", "chunks/s"),
+              ("search latency over stdio, p95", "ms"),
+              ("server RSS", "MiB"), ("freshness and start-up", "ms")]
+    for ax, (title, unit) in zip(axes.flat, titles):
+        ax.set_xscale("log")
+        ax.set_title(title, fontsize=10)
+        ax.set_xlabel("chunks in the workspace")
+        ax.set_ylabel(unit)
+        ax.grid(True, which="both", alpha=0.3)
+        ax.legend(fontsize=7)
+    axes[0, 0].set_yscale("log")
+    fig.suptitle(f"Code Context scaling — {machine()}", fontsize=9)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--sizes", nargs="+", default=DEFAULT_SIZES, help="CHUNKS:PROVIDER, e.g. 20000:hash")
+    ap.add_argument("--edits", type=int, default=12)
+    ap.add_argument("--rounds", type=int, default=2, help="passes over the query list per mode")
+    ap.add_argument("--restarts", type=int, default=3)
+    ap.add_argument("--resyncs", type=int, default=5)
+    ap.add_argument("--no-raw", action="store_true", help="skip the raw-model comparison")
+    ap.add_argument("--work", type=Path, help="keep workspaces here (default: a temporary directory)")
+    ap.add_argument("--out", type=Path, default=RESULTS_DIR / "perf.json")
+    ap.add_argument("--plot", type=Path, default=DOCS_DIR / "bench-scaling.png")
+    args = ap.parse_args(argv)
+    log = lambda s: print(s, flush=True)  # noqa: E731
+    log(f"machine: {machine()}")
+    work = args.work or Path(tempfile.mkdtemp(prefix="cc-perf-"))
+    results = []
+    try:
+        for spec in args.sizes:
+            target, _, provider = spec.partition(":")
+            log(f"== ~{target} chunks, provider {provider or 'hash'}")
+            started = time.perf_counter()
+            results.append(run_size(int(target), provider or "hash", work, args, log))
+            log(f"   ({time.perf_counter() - started:.0f} s)")
+            report = {"machine": machine(), "sizes": results}
+            args.out.parent.mkdir(parents=True, exist_ok=True)
+            args.out.write_text(json.dumps(report, indent=1))
+    finally:
+        if args.work is None:
+            shutil.rmtree(work, ignore_errors=True)
+    plot(results, args.plot)
+    log(f"wrote {args.out} and {args.plot}")
+    return {"machine": machine(), "sizes": results}
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,185 @@
+"""The tuning harness behind the experiments log in docs/BENCHMARKS.md.
+
+Indexes the quality corpus in-process once (the embedding cache in --cache-dir makes
+re-indexing after a chunking or embedded-text change cost only the changed chunks), fetches
+generous dense and keyword candidate lists per query, then scores fusion variants offline
+through the engine's own fusion code. Not part of `make bench`; the published numbers come
+from bench.quality on a clean cache.
+
+    .venv/bin/python -m bench.tune --cache-dir /tmp/cc-tune [--provider local] [--reindex]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import pickle
+import shutil
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from bench import corpus as corpus_mod
+from bench.common import machine
+from bench.corpus import Query
+from bench.quality import Res, first_hit_rank, metrics
+from lsp_server import search as search_mod
+from lsp_server import tokens
+from lsp_server.store import Hit
+
+POOL = 100
+
+
+def apply_variant(variant: str) -> None:
+    """Engine changes under test, patched in-process: embed=names, max_chars=N, small_def=N."""
+    from lsp_server import chunking, sync
+
+    for item in filter(None, variant.split(",")):
+        key, _, value = item.partition("=")
+        if key == "embed" and value == "names":
+            def embed_text(chunk, _get=None):
+                get = chunk.get if isinstance(chunk, dict) else lambda k: getattr(chunk, k)
+                symbol = get("symbol") or ""
+                words = " ".join(tokens.split_identifier(symbol)) if symbol else ""
+                header = f"{get('path')}" + (f" {symbol} ({words})" if symbol else "")
+                return f"{header}\n{get('content')}"
+            sync.embed_text = embed_text
+        elif key == "max_chars":
+            defaults = list(chunking.chunk.__defaults__)
+            defaults[-1] = int(value)
+            chunking.chunk.__defaults__ = tuple(defaults)
+        elif key == "small_def":
+            chunking.SMALL_DEF_CHARS = int(value)
+        else:
+            raise SystemExit(f"unknown variant {item}")
+
+
+def collect(cache_dir: Path, provider: str) -> dict[str, Any]:
+    from lsp_server.index import WorkspaceIndex
+    from lsp_server.settings import parse
+    from lsp_server.sync import sync_workspace
+
+    os.environ["CODE_CONTEXT_CACHE_DIR"] = str(cache_dir)
+    root = cache_dir / "corpus" / "workspace"
+    if root.exists():
+        shutil.rmtree(root)
+    corpus = corpus_mod.build(root)
+    settings, _ = parse({"embedding": {"provider": provider}})
+    index = WorkspaceIndex(root, settings)
+    index.clear()  # the collection and snapshot start over; the embedding cache stays
+    started = time.perf_counter()
+    stats = sync_workspace(index)
+    print(f"sync: {index.store.count()} chunks, embedded {stats.embedded}, cached {stats.cached}, "
+          f"{time.perf_counter() - started:.0f} s", flush=True)
+    data: dict[str, Any] = {"sets": {}}
+    for name, queries in (("doc", corpus.doc_queries), ("identifier", corpus.identifier_queries)):
+        rows = []
+        for q in queries:
+            dense, keyword = search_mod.retrieve(index, q.text, "hybrid", POOL)
+            rows.append((q, dense, keyword))
+        data["sets"][name] = rows
+    data["chunks"] = index.store.count()
+    index.close()
+    return data
+
+
+def ranked(pairs: list[tuple[Hit, float]]) -> list[Res]:
+    """Sorted (hit, score) pairs to the results search() would return."""
+    out: list[Res] = []
+    for h, _ in pairs:
+        if any(p == h.path and s <= h.end_line and h.start_line <= e for p, s, e in out):
+            continue
+        out.append((h.path, h.start_line, h.end_line))
+    return out
+
+
+Fuser = Callable[[Query, list[Hit], list[Hit]], list[Res]]
+
+
+class Names:
+    """Names defined in a hit's lines, from the symbol index the sync wrote (same corpus for
+    every variant), so search.symbol_scores can be replayed offline."""
+
+    def __init__(self, cache_dir: Path) -> None:
+        from lsp_server.symbols import SymbolIndex
+
+        db = next((cache_dir / "workspaces").glob("workspace-*/state.db"))
+        self.index = SymbolIndex(db)
+        self._by_path: dict[str, list[tuple[int, str]]] = {}
+
+    def scores(self, query: str, hits: list[Hit]) -> dict[str, float]:
+        words = search_mod.query_words(query)
+        out: dict[str, float] = {}
+        for h in hits:
+            if h.path not in self._by_path:
+                self._by_path[h.path] = [(s.range[0] + 1, s.name) for s in self.index.symbols_in(h.path)]
+            names = [n for line, n in self._by_path[h.path] if h.start_line <= line <= h.end_line]
+            if not names and h.symbol:
+                names = [h.symbol.rsplit(".", 1)[-1]]
+            best = max((search_mod.name_match(words, n) for n in names), default=0.0)
+            if best > 0:
+                out[h.id] = best
+        return out
+
+
+def variants(candidates: int, names: Names) -> dict[str, Fuser]:
+    c = candidates
+
+    def keyword(q, d, k):
+        return ranked([(h, h.score) for h in k[:c]])
+
+    def semantic(q, d, k):
+        return ranked([(h, h.score) for h in d[:c]])
+
+    def engine(q, d, k):
+        return ranked(search_mod.fuse(d[:c], k[:c], symbol=names.scores(q.text, [*k[:c], *d[:c]])))
+
+    def rrf(q, d, k):
+        return ranked(search_mod.rrf(d[:c], k[:c], k=100))
+
+    out: dict[str, Fuser] = {"keyword": keyword, "semantic": semantic, "hybrid(engine)": engine, "rrf": rrf}
+    for sw in (0.0, 0.3, 0.5, 0.8):
+        for w in (0.4, 0.5, 0.6):
+            def f(q, d, k, w=w, sw=sw):
+                sym = names.scores(q.text, [*k[:c], *d[:c]]) if sw else None
+                return ranked(search_mod.fuse(d[:c], k[:c], w, 1 - w, symbol=sym, symbol_weight=sw))
+            out[f"dense={w} keyword={1 - w:.1f} symbol={sw}"] = f
+    return out
+
+
+def evaluate(data: dict[str, Any], fusers: dict[str, Fuser]) -> dict[str, dict[str, float]]:
+    table: dict[str, dict[str, float]] = {}
+    for name, fuse in fusers.items():
+        table[name] = {}
+        for set_name, rows in data["sets"].items():
+            ranks = [first_hit_rank(fuse(q, d, k), q) for q, d, k in rows]
+            table[name][set_name] = metrics(ranks)["mrr@10"]
+    return table
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--cache-dir", type=Path, required=True)
+    ap.add_argument("--provider", default="local")
+    ap.add_argument("--reindex", action="store_true", help="index again (embedding cache kept)")
+    ap.add_argument("--candidates", type=int, default=30)
+    ap.add_argument("--label", default="run")
+    ap.add_argument("--variant", default="", help="e.g. embed=names,max_chars=800")
+    args = ap.parse_args()
+    print(f"machine: {machine()}")
+    pickle_path = args.cache_dir / f"lists-{args.label}.pkl"
+    if pickle_path.exists() and not args.reindex:
+        data = pickle.loads(pickle_path.read_bytes())
+    else:
+        apply_variant(args.variant)
+        data = collect(args.cache_dir, args.provider)
+        pickle_path.write_bytes(pickle.dumps(data))
+    print(f"{data['chunks']} chunks; doc {len(data['sets']['doc'])}, identifier {len(data['sets']['identifier'])}")
+    table = evaluate(data, variants(args.candidates, Names(args.cache_dir)))
+    for name, row in table.items():
+        print(f"{name:40s} doc {row['doc']:.3f}  identifier {row['identifier']:.3f}")
+
+
+if __name__ == "__main__":
+    main()
