@@ -19,7 +19,7 @@ run: install
 	$(VENV)/bin/code-context index .
 	@echo '--- search: "where do we retry failed embedding requests"'
 	$(VENV)/bin/code-context search . "where do we retry failed embedding requests" --limit 5 --no-sync
-	@echo '--- search: "parse_header" identifier, keyword mode'
+	@echo '--- search: "split identifier", keyword mode'
 	$(VENV)/bin/code-context search . "split identifier" --mode keyword --limit 5 --no-sync
 
 test: install

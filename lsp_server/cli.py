@@ -188,7 +188,7 @@ def cmd_index(args: argparse.Namespace) -> int:
 
 
 def cmd_search(args: argparse.Namespace) -> int:
-    from .search import InvalidInput, search, validate
+    from .search import InvalidInput, globs, search, validate
     from .sync import sync_workspace
 
     settings = settings_from(args)
@@ -196,15 +196,10 @@ def cmd_search(args: argparse.Namespace) -> int:
     mode = args.mode or settings.search.mode
     try:
         validate(args.query, limit, mode)
+        globs("--include", args.include)
+        globs("--exclude", args.exclude)
     except InvalidInput as exc:
         raise UsageError(str(exc)) from None
-    import pathspec
-
-    for flag, globs in (("--include", args.include), ("--exclude", args.exclude)):
-        try:
-            pathspec.PathSpec.from_lines("gitignore", globs)
-        except ValueError as exc:  # pathspec's GitIgnorePatternError
-            raise UsageError(f"{flag}: {exc}") from None
     index = _open(args)
     if not args.no_sync:
         stats = sync_workspace(index)

@@ -26,6 +26,8 @@ from .settings import EmbeddingSettings
 log = logging.getLogger(__name__)
 
 DEFAULT_LOCAL_MODEL = "all-MiniLM-L6-v2"
+# Known without loading the model, so a store can be opened and keyword-indexed at once.
+KNOWN_DIMENSIONS = {DEFAULT_LOCAL_MODEL: 384, f"sentence-transformers/{DEFAULT_LOCAL_MODEL}": 384}
 
 
 class EmbeddingError(Exception):
@@ -104,7 +106,25 @@ class LocalEmbedder:
 
     @property
     def dimension(self) -> int:
-        return int(self.load().get_sentence_embedding_dimension())
+        if self._model is None and self.model in KNOWN_DIMENSIONS:
+            return KNOWN_DIMENSIONS[self.model]
+        return int(self.load().get_embedding_dimension())
+
+    @property
+    def ready(self) -> bool:
+        """Whether a query can be embedded without waiting seconds for the model to load."""
+        return self._model is not None
+
+    def warm_up(self) -> None:
+        """Load the model on a background thread; a failure surfaces on first real use."""
+        def load_quietly() -> None:
+            try:
+                self.load()
+            except EmbeddingError as exc:
+                log.warning("%s", exc)
+
+        if self._model is None:
+            threading.Thread(target=load_quietly, name="cc-model-load", daemon=True).start()
 
     def embed_documents(self, texts: list[str]) -> np.ndarray:
         if not texts:
@@ -119,10 +139,10 @@ class LocalEmbedder:
 
     def describe(self) -> dict[str, object]:
         # Status must not load the model just to learn its size.
-        if self._model is not None:
+        if self._model is not None or self.model in KNOWN_DIMENSIONS:
             dimension: int | None = self.dimension
         else:
-            dimension = 384 if self.model == DEFAULT_LOCAL_MODEL else None
+            dimension = None
         return {"provider": self.provider, "model": self.model, "dimension": dimension}
 
 

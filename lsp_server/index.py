@@ -211,7 +211,9 @@ class WorkspaceIndex:
             return None
         return rel.as_posix()
 
-    def status(self) -> dict[str, Any]:
+    def status(self, open_store: bool = True) -> dict[str, Any]:
+        """What is indexed. The server polls it with ``open_store=False``: opening a store can
+        wait on a model or a remote server, and a poll must answer at once."""
         info: dict[str, Any] = {
             "root": str(self.root),
             "state": self.state.state,
@@ -226,7 +228,7 @@ class WorkspaceIndex:
             failure = self._store_failure
             if self._store is None and failure is not None and time.monotonic() - failure[0] < STORE_RETRY_SECONDS:
                 raise failure[1]  # status is polled: do not knock on a locked or down store each time
-            if self.state.state == "indexing" and self._store is not None:
+            if self._store is not None and self.state.state == "indexing" or self._store is None and not open_store:
                 # Counted by the sync itself: exact for chunks of indexed files, an estimate for pending.
                 info["chunks"] = self.snapshot.chunk_total()
                 info["pendingChunks"] = self.state.pending_chunks

@@ -78,6 +78,24 @@ def plan_batches(texts: list[str], max_inputs: int, max_tokens: int) -> Iterator
         yield batch
 
 
+class _Abort(threading.Event):
+    """Shared by the batches of one call: set by the first to fail for good, so the others
+    stop retrying and queued ones are never sent, and all of them report its error."""
+
+    error: EmbeddingError | None = None
+
+    def fail(self, error: EmbeddingError) -> None:
+        if self.error is None:
+            self.error = error
+        self.set()
+
+    def reraise(self) -> EmbeddingError:
+        cause = self.error
+        if cause is None:
+            return EmbeddingError("embedding cancelled: another request failed", retryable=True)
+        return EmbeddingError(str(cause), retryable=cause.retryable)
+
+
 @dataclass
 class _Failure:
     message: str
@@ -131,7 +149,7 @@ class OpenAIEmbedder:
     def dimension(self) -> int:
         """Known from settings or an earlier response; else one small probe request."""
         if self._dimension is None:
-            self._embed_batch([PROBE_TEXT], threading.Event())
+            self._embed_batch([PROBE_TEXT], _Abort())
         assert self._dimension is not None
         return self._dimension
 
@@ -141,7 +159,7 @@ class OpenAIEmbedder:
         # The API rejects empty strings; a space embeds as "nothing here".
         inputs = [truncate(t, self._max_input_tokens) if t else " " for t in texts]
         batches = list(plan_batches(inputs, self._settings.batch_size, self._settings.max_tokens_per_request))
-        stop = threading.Event()
+        stop = _Abort()
         if len(batches) == 1:
             return self._embed_batch(batches[0], stop)
         executor = self._pool()
@@ -149,7 +167,7 @@ class OpenAIEmbedder:
         try:
             return np.concatenate([f.result() for f in futures])
         except BaseException:
-            stop.set()  # siblings stop retrying; queued ones never start
+            stop.set()  # siblings stop retrying; queued ones never start (a failed batch set it already)
             for f in futures:
                 f.cancel()
             raise
@@ -180,10 +198,12 @@ class OpenAIEmbedder:
                 self._executor = ThreadPoolExecutor(self._settings.concurrency, thread_name_prefix="openai-embed")
             return self._executor
 
-    def _embed_batch(self, inputs: list[str], stop: threading.Event) -> np.ndarray:
+    def _embed_batch(self, inputs: list[str], stop: _Abort) -> np.ndarray:
         """One request's vectors, retrying transient failures up to settings.max_retries."""
         attempt = 0
         while True:
+            if stop.is_set():  # a sibling failed for good: this call fails anyway, send nothing
+                raise stop.reraise()
             outcome = self._attempt(inputs)
             if isinstance(outcome, np.ndarray):
                 return outcome
@@ -199,12 +219,14 @@ class OpenAIEmbedder:
             log.info("embedding request failed (%s); retry %d of %d in %.2fs",
                      outcome.message, attempt, self._settings.max_retries, delay)
             if stop.wait(delay):
-                raise EmbeddingError("embedding cancelled: another request failed", retryable=True)
+                raise stop.reraise()
         with self._lock:
             self.failures += 1
         if attempt:
             outcome.message += f" (gave up after {attempt} retries)"
-        raise EmbeddingError(outcome.message, retryable=outcome.retryable)
+        error = EmbeddingError(outcome.message, retryable=outcome.retryable)
+        stop.fail(error)
+        raise error
 
     def _backoff(self, attempt: int) -> float:
         return min(BACKOFF_CAP, self._backoff_base * 2 ** attempt) * random.uniform(0.5, 1.0)

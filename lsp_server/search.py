@@ -10,6 +10,7 @@ file whose lines overlap are merged into one.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -32,6 +33,8 @@ SYMBOL_WEIGHT = 0.5
 # Candidates fetched from each retriever per result asked for.
 OVERSAMPLE = 3
 MIN_CANDIDATES = 30
+# A hybrid query's BM25 search runs here while its query is embedded and searched densely.
+_KEYWORD_LANE = ThreadPoolExecutor(4, "cc-keyword")
 
 
 class InvalidInput(ValueError):
@@ -67,6 +70,14 @@ def validate(query: object, limit: object, mode: object) -> tuple[str, int, str]
     return query.strip(), limit, mode  # type: ignore[return-value]
 
 
+def globs(field: str, patterns: Sequence[str]) -> pathspec.PathSpec:
+    """Compile gitignore-style globs; a bad one is the caller's input error, named by field."""
+    try:
+        return pathspec.PathSpec.from_lines("gitignore", patterns)
+    except ValueError as exc:  # pathspec's GitIgnorePatternError
+        raise InvalidInput(field, str(exc)) from None
+
+
 def filter_expr(index: WorkspaceIndex, include: Sequence[str] = (), exclude: Sequence[str] = (),
                 languages: Sequence[str] = ()) -> str | None:
     """A Milvus filter for the globs and languages; None when nothing can match."""
@@ -75,8 +86,8 @@ def filter_expr(index: WorkspaceIndex, include: Sequence[str] = (), exclude: Seq
         clauses.append(f"language in {quote_list(languages)}")
     if include or exclude:
         paths = list(index.snapshot.all())
-        inc = pathspec.PathSpec.from_lines("gitignore", include) if include else None
-        exc = pathspec.PathSpec.from_lines("gitignore", exclude)
+        inc = globs("include", include) if include else None
+        exc = globs("exclude", exclude)
         kept = [p for p in paths if (inc is None or inc.match_file(p)) and not exc.match_file(p)]
         if not kept:
             return None
@@ -171,20 +182,17 @@ def merge_overlapping(results: list[Result]) -> list[Result]:
 def retrieve(index: WorkspaceIndex, query: str, mode: str, candidates: int,
              expr: str = "") -> tuple[list[Hit], list[Hit]]:
     """The dense and keyword candidate lists for a query (one is empty unless hybrid)."""
-    dense: list[Hit] = []
-    keyword: list[Hit] = []
-    if mode in ("hybrid", "keyword"):
-        keyword = index.store.keyword_search(" ".join(tokens.query_terms(query)), candidates, expr)
-    if mode in ("hybrid", "semantic"):
-        try:
-            vector = index.embedder.embed_query(query)
-        except EmbeddingError:
-            if mode == "semantic":
-                raise
-            # The provider is down: keyword results still answer a hybrid query.
-            return dense, keyword
-        dense = index.store.dense_search(vector, candidates, expr)
-    return dense, keyword
+    terms = " ".join(tokens.query_terms(query))
+    if mode == "keyword":
+        return [], index.store.keyword_search(terms, candidates, expr)
+    if mode == "semantic":
+        return index.store.dense_search(index.embedder.embed_query(query), candidates, expr), []
+    keyword = _KEYWORD_LANE.submit(index.store.keyword_search, terms, candidates, expr)
+    try:
+        dense = index.store.dense_search(index.embedder.embed_query(query), candidates, expr)
+    except EmbeddingError:
+        dense = []  # the provider is down: keyword results still answer a hybrid query
+    return dense, keyword.result()
 
 
 def search(index: WorkspaceIndex, query: str, limit: int = 10, mode: str = "hybrid",

@@ -199,9 +199,12 @@ def _search_folders(folders: list[Folder], params: protocol.SearchParams, query:
         if index is None:
             partial = partial or folder.error is None
             continue
+        folder_mode = mode
+        if mode == "hybrid" and not getattr(index.embedder, "ready", True):
+            folder_mode = "keyword"  # the model is still loading: words now, meaning in a few seconds
         try:
-            partial = partial or folder.syncing or index.store.count_pending() > 0
-            hits += [(folder, r) for r in engine.search(index, query, limit, mode, params.include or (),
+            partial = partial or folder.syncing or folder_mode != mode or index.state.pending_chunks > 0
+            hits += [(folder, r) for r in engine.search(index, query, limit, folder_mode, params.include or (),
                                                          params.exclude or (), params.languages or ())]
         except (StoreError, EmbeddingError) as exc:
             log.warning("search in %s failed: %s", folder.path, exc)
@@ -230,7 +233,7 @@ def _status(ls: CodeContextServer, folder: Folder) -> protocol.FolderStatus:
         return protocol.FolderStatus(folder.uri, "error" if folder.error else "indexing", 0, 0, 0, 0,
                                      protocol.EmbeddingInfo(emb.provider, emb.model or "", emb.dimensions or 0),
                                      protocol.StoreInfo(display_uri(ls.settings.store.uri or "")), folder.error)
-    info = index.status()
+    info = index.status(open_store=False)
     emb = info["embedding"]
     return protocol.FolderStatus(
         folder.uri, "indexing" if folder.syncing else info["state"], info["files"], info["indexedFiles"],
@@ -317,6 +320,9 @@ async def _open(ls: CodeContextServer, folder: Folder) -> None:
         await asyncio.to_thread(index.close)
         return
     folder.index = index
+    warm_up = getattr(index.embedder, "warm_up", None)
+    if warm_up is not None:  # load the model while the keyword index is built
+        warm_up()
     if ls.use_watchdog:
         on_paths = partial(asyncio.get_running_loop().call_soon_threadsafe, _schedule, ls, folder)
         folder.observer = await asyncio.to_thread(watching.watch, folder.root, on_paths)
@@ -562,6 +568,8 @@ async def search(ls: CodeContextServer, raw: Any) -> Any:
         query, limit, mode = engine.validate(
             params.query, ls.settings.search.limit if params.limit is None else params.limit,
             ls.settings.search.mode if params.mode is None else params.mode)
+        engine.globs("include", params.include or ())
+        engine.globs("exclude", params.exclude or ())
         folders = _folders(ls, params.workspace_folder)
     stop = threading.Event()
     try:

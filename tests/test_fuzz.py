@@ -39,16 +39,6 @@ FIELDS = {
 }
 # What a request may legitimately fail with: invalid params, method not found, cancelled.
 ALLOWED_ERRORS = {-32602, -32601, -32800}
-# Internal errors the fuzzer found that are reported but not fixed yet (their owners' files):
-# counted apart so the rest of the property still holds, and pinned by an xfail test below.
-KNOWN_BUGS = {
-    "GitIgnorePatternError": "an invalid include/exclude glob (e.g. '\\\\') is -32603, not -32602 naming the field",
-}
-
-
-class KnownBug(Exception):
-    pass
-
 
 # -- strategies --------------------------------------------------------------------------------
 
@@ -146,10 +136,6 @@ def check_case(server: RawServer, root: Path, method: str, params: Any) -> dict[
     assert server.alive(), "server died"
     if "error" in answer:
         error = answer["error"]
-        if error["code"] == -32603:
-            known = [k for k in KNOWN_BUGS if k in error["message"]]
-            if known:
-                raise KnownBug(known[0])
         assert error["code"] in ALLOWED_ERRORS, (method, params, error)
         assert isinstance(error["message"], str) and error["message"]
         if error["code"] == -32602:
@@ -186,9 +172,6 @@ def run_fuzz(server: RawServer, root: Path, examples: int, derandomize: bool, se
         method, params = case
         try:
             answer = check_case(server, root, method, params)
-        except KnownBug as bug:
-            counts[f"known bug: {bug}"] = counts.get(f"known bug: {bug}", 0) + 1
-            return
         except AssertionError as exc:
             if failures is None or not server.alive():
                 raise
@@ -231,7 +214,6 @@ def test_fuzzed_params_of_every_custom_request(served: tuple[RawServer, Path]) -
     assert_serving(server, root)
 
 
-@pytest.mark.xfail(reason=KNOWN_BUGS["GitIgnorePatternError"], raises=AssertionError, strict=False)
 def test_invalid_glob_is_invalid_params(served: tuple[RawServer, Path]) -> None:
     server, _root = served
     for field in ("include", "exclude"):
