@@ -82,6 +82,8 @@ class WorkspaceIndex:
         self.notices: list[str] = []
         # Serialises writers (full sync, file events, embedding upserts) of this folder.
         self.write_lock = threading.RLock()
+        # Held while state.db is reopened, so that status never reads a closed database.
+        self._state_lock = threading.Lock()
         self._open_state()
         self._store: Store | None = None
         self._store_lock = threading.Lock()
@@ -115,7 +117,7 @@ class WorkspaceIndex:
         over in a new one. Called at the start of a full sync, which then rebuilds it."""
         if (self.dir / "state.db").exists():
             return False
-        with self.write_lock, self._store_lock:
+        with self.write_lock, self._state_lock, self._store_lock:
             if (self.dir / "state.db").exists():
                 return False
             if self._store is not None:
@@ -214,34 +216,35 @@ class WorkspaceIndex:
     def status(self, open_store: bool = True) -> dict[str, Any]:
         """What is indexed. The server polls it with ``open_store=False``: opening a store can
         wait on a model or a remote server, and a poll must answer at once."""
-        info: dict[str, Any] = {
-            "root": str(self.root),
-            "state": self.state.state,
-            "files": self.state.files or self.snapshot.count(),
-            "indexedFiles": self.snapshot.count(done_only=True),
-            "symbols": len(self.symbols),
-            "embedding": self.embedder.describe(),
-            "store": {"uri": store_mod.display_uri(self.store_uri)},
-            "indexDir": str(self.dir),
-        }
-        try:
-            failure = self._store_failure
-            if self._store is None and failure is not None and time.monotonic() - failure[0] < STORE_RETRY_SECONDS:
-                raise failure[1]  # status is polled: do not knock on a locked or down store each time
-            if self._store is not None and self.state.state == "indexing" or self._store is None and not open_store:
-                # Counted by the sync itself: exact for chunks of indexed files, an estimate for pending.
-                info["chunks"] = self.snapshot.chunk_total()
-                info["pendingChunks"] = self.state.pending_chunks
-            else:
-                info["chunks"] = self.store.count()
-                info["pendingChunks"] = self.store.count_pending()
-        except Exception as exc:  # status must answer even when the store is down
-            info["chunks"] = 0
-            info["pendingChunks"] = 0
-            info["lastError"] = str(exc)
-        if self.state.last_error:
-            info["lastError"] = self.state.last_error
-        return info
+        with self._state_lock:
+            info: dict[str, Any] = {
+                "root": str(self.root),
+                "state": self.state.state,
+                "files": self.state.files or self.snapshot.count(),
+                "indexedFiles": self.snapshot.count(done_only=True),
+                "symbols": len(self.symbols),
+                "embedding": self.embedder.describe(),
+                "store": {"uri": store_mod.display_uri(self.store_uri)},
+                "indexDir": str(self.dir),
+            }
+            try:
+                failure = self._store_failure
+                if self._store is None and failure is not None and time.monotonic() - failure[0] < STORE_RETRY_SECONDS:
+                    raise failure[1]  # status is polled: do not knock on a locked or down store each time
+                if self._store is not None and self.state.state == "indexing" or self._store is None and not open_store:
+                    # Counted by the sync itself: exact for chunks of indexed files, an estimate for pending.
+                    info["chunks"] = self.snapshot.chunk_total()
+                    info["pendingChunks"] = self.state.pending_chunks
+                else:
+                    info["chunks"] = self.store.count()
+                    info["pendingChunks"] = self.store.count_pending()
+            except Exception as exc:  # status must answer even when the store is down
+                info["chunks"] = 0
+                info["pendingChunks"] = 0
+                info["lastError"] = str(exc)
+            if self.state.last_error:
+                info["lastError"] = self.state.last_error
+            return info
 
     def clear(self) -> None:
         """Forget everything indexed for this folder, in this model's collection and on disk."""

@@ -70,6 +70,7 @@ class Store:
         self._placeholder = np.zeros(dimension, dtype=np.float32)
         self._placeholder[0] = 1.0
         self._lock = threading.RLock()
+        self._partial_update = True
         self.created = False  # this open created the collection: it holds nothing yet
         try:
             self._client = MilvusClient(uri=uri, token=token or "")
@@ -137,16 +138,30 @@ class Store:
                 self._call(self._client.delete, self.collection, filter=f"path in {quote_list(part)}")
 
     def set_vectors(self, rows: list[dict[str, Any]], vectors: np.ndarray) -> int:
-        """Fill in vectors of rows still present; a row deleted meanwhile is not resurrected."""
+        """Fill in vectors of rows still present; a row deleted meanwhile is not resurrected.
+
+        A partial upsert sends only the vector: resending content would make Milvus tokenize
+        it for BM25 again. Servers older than Milvus 2.6 lack it and get the whole row."""
         with self._lock:
             present = self.existing_ids([r["id"] for r in rows])
-            updated = []
-            for row, vector in zip(rows, vectors):
-                if row["id"] in present:
-                    updated.append({**row, "embedded": True, "dense": np.asarray(vector, np.float32).tolist()})
-            if updated:
-                self._call(self._client.upsert, self.collection, updated)
-            return len(updated)
+            kept = [(row, np.asarray(vector, np.float32).tolist()) for row, vector in zip(rows, vectors)
+                    if row["id"] in present]
+            if not kept:
+                return 0
+            if self._partial_update:
+                try:
+                    self._call(self._client.upsert, self.collection, [
+                        {"id": row["id"], "embedded": True, "dense": vector} for row, vector in kept],
+                        partial_update=True)
+                    return len(kept)
+                except StoreError as exc:
+                    if not isinstance(exc.__cause__, MilvusException):
+                        raise  # the store is down, not too old
+                    log.info("partial upsert refused by %s, sending whole rows: %s", display_uri(self.uri), exc)
+                    self._partial_update = False
+            self._call(self._client.upsert, self.collection,
+                       [{**row, "embedded": True, "dense": vector} for row, vector in kept])
+            return len(kept)
 
     def flush(self) -> None:
         """Seal growing segments: Milvus searches unsealed rows by brute force."""
@@ -178,9 +193,15 @@ class Store:
             found.update(r["id"] for r in rows)
         return found
 
-    def pending(self, limit: int) -> list[dict[str, Any]]:
-        """Rows whose vector has not been computed yet, with what is needed to embed them."""
-        return self._call(self._client.query, self.collection, filter="embedded == false", limit=limit,
+    def pending_ids(self, limit: int) -> list[str]:
+        """Ids of rows whose vector has not been computed yet: one scan per page of work."""
+        rows = self._call(self._client.query, self.collection, filter="embedded == false", limit=limit,
+                          output_fields=["id"])
+        return [r["id"] for r in rows]
+
+    def rows(self, ids: list[str]) -> list[dict[str, Any]]:
+        """Rows by primary key, with what is needed to embed them and to write them back."""
+        return self._call(self._client.query, self.collection, filter=f"id in {quote_list(ids)}",
                           output_fields=[*OUTPUT_FIELDS, "search_text"])
 
     def count(self, expr: str = "") -> int:

@@ -33,6 +33,8 @@ log = logging.getLogger(__name__)
 
 FILE_BATCH = 64
 EMBED_BATCH = 64
+# Pending ids listed per scan of the collection.
+PENDING_PAGE = 4096
 # Average line length above which a file is taken for minified or generated code.
 MINIFIED_LINE_CHARS = 1000
 
@@ -209,20 +211,15 @@ def _rows(index: WorkspaceIndex, parsed: list[_Parsed], embed_now: bool, stats: 
     key = model_key(index.embedder)
     chunks = [c for p in parsed for c in p.chunks]
     texts = [embed_text(c) for c in chunks]
-    vectors: list[np.ndarray | None] = index.cache.get_many(key, texts)
-    stats.cached += sum(v is not None for v in vectors)
-    if embed_now:
-        missing = [i for i, v in enumerate(vectors) if v is None]
-        if missing:
-            try:
-                fresh = index.embedder.embed_documents([texts[i] for i in missing])
-                index.cache.put_many(key, [texts[i] for i in missing], fresh)
-                stats.embedded += len(missing)
-                for i, v in zip(missing, fresh):
-                    vectors[i] = v
-            except EmbeddingError as exc:
-                stats.error = str(exc)
-                index.state.last_error = str(exc)
+    vectors: list[np.ndarray | None] | np.ndarray = []
+    if embed_now and texts:
+        try:
+            vectors = _vectors(index, key, texts, stats)
+        except EmbeddingError as exc:  # stored without vectors: pending for the next sync
+            stats.error = index.state.last_error = str(exc)
+    if len(vectors) != len(texts):
+        vectors = index.cache.get_many(key, texts)
+        stats.cached += sum(v is not None for v in vectors)
     rows = []
     for p in parsed:
         seen: dict[str, int] = {}
@@ -346,44 +343,58 @@ def _maybe_changed(old: tuple[int, int, str, str] | None, f: scanning.FileInfo) 
 
 def embed_pending(index: WorkspaceIndex, stats: SyncStats, progress: Progress | None = None,
                   cancelled: Cancelled | None = None) -> None:
-    """Compute vectors for chunks inserted without one. Failures leave them pending."""
+    """Compute vectors for chunks inserted without one. Failures leave them pending.
+
+    Pending ids are listed a page at a time (each listing scans the collection), then
+    fetched, embedded and written back by primary key, a batch at a time."""
     cancelled = cancelled or (lambda: False)
     store = index.store
     key = model_key(index.embedder)
     total = store.count_pending()
     done = 0
-    failed_ids: set[str] = set()
+    skipped: set[str] = set()  # replaced by an edit meanwhile: their successors are pending
     while not cancelled():
-        rows = [r for r in store.pending(EMBED_BATCH + len(failed_ids)) if r["id"] not in failed_ids]
-        rows = rows[:EMBED_BATCH]
-        if not rows:
+        ids = [i for i in store.pending_ids(PENDING_PAGE + len(skipped)) if i not in skipped]
+        if not ids:
             break
-        texts = [embed_text(r) for r in rows]
-        cached = index.cache.get_many(key, texts)
-        missing = [i for i, v in enumerate(cached) if v is None]
-        try:
-            fresh = index.embedder.embed_documents([texts[i] for i in missing]) if missing else []
-        except EmbeddingError as exc:
-            stats.error = str(exc)
-            index.state.last_error = str(exc)
-            log.warning("embedding failed; %d chunks stay pending: %s", total - done, exc)
-            break
-        if missing:
-            index.cache.put_many(key, [texts[i] for i in missing], fresh)
+        for start in range(0, len(ids), EMBED_BATCH):
+            if cancelled():
+                break
+            batch = ids[start:start + EMBED_BATCH]
+            rows = store.rows(batch)
+            skipped.update(set(batch) - {r["id"] for r in rows})
+            if not rows:
+                continue
+            try:
+                vectors = _vectors(index, key, [embed_text(r) for r in rows], stats)
+            except EmbeddingError as exc:
+                stats.error = index.state.last_error = str(exc)
+                log.warning("embedding failed; %d chunks stay pending: %s", total - done, exc)
+                store.flush()
+                return
+            with index.write_lock:
+                written = store.set_vectors(rows, vectors)
+            index.state.pending_chunks = max(0, index.state.pending_chunks - written)
+            if written < len(rows):
+                skipped.update(r["id"] for r in rows)
+            done += len(rows)
+            if progress:
+                progress(done, max(total, done), f"embedding {done}/{max(total, done)} chunks")
+    store.flush()
+
+
+def _vectors(index: WorkspaceIndex, key: str, texts: list[str], stats: SyncStats) -> np.ndarray:
+    """Vectors for texts: from the cache where it has them, the rest from the embedder."""
+    cached = index.cache.get_many(key, texts)
+    missing = [i for i, v in enumerate(cached) if v is None]
+    if missing:
+        fresh = index.embedder.embed_documents([texts[i] for i in missing])
+        index.cache.put_many(key, [texts[i] for i in missing], fresh)
         for i, v in zip(missing, fresh):
             cached[i] = v
-        stats.embedded += len(missing)
-        stats.cached += len(rows) - len(missing)
-        with index.write_lock:
-            written = store.set_vectors(rows, np.stack(cached))
-        index.state.pending_chunks = max(0, index.state.pending_chunks - written)
-        if written < len(rows):
-            # Rows replaced by an edit meanwhile; their successors are pending in their own right.
-            failed_ids.update(r["id"] for r in rows)
-        done += len(rows)
-        if progress:
-            progress(done, max(total, done), f"embedding {done}/{max(total, done)} chunks")
-    store.flush()
+    stats.embedded += len(missing)
+    stats.cached += len(texts) - len(missing)
+    return np.stack(cached)
 
 
 def sync_paths(index: WorkspaceIndex, rel_paths: list[str], embed_now: bool = True) -> SyncStats:
