@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from .server import add_serve_arguments, serve
+from .cli import add_serve_arguments
+from .server import serve
 
 
 def main() -> int:

@@ -94,10 +94,18 @@ def build_parser() -> argparse.ArgumentParser:
     _add_settings_flags(p)
 
     p = sub.add_parser("serve", help="run the language server (stdio by default)")
-    from .server import add_serve_arguments
-
     add_serve_arguments(p)
     return parser
+
+
+def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--stdio", action="store_true", help="talk LSP over stdin/stdout (the default)")
+    parser.add_argument("--tcp", action="store_true", help="listen on a TCP port instead of stdio")
+    parser.add_argument("--host", default="127.0.0.1", help="TCP address to bind (default: 127.0.0.1)")
+    parser.add_argument("--port", type=int, default=2087, help="TCP port (default: 2087)")
+    parser.add_argument("--log-file", help="also write the log to this file")
+    parser.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"],
+                        help="log level for stderr and --log-file (default: info)")
 
 
 def settings_from(args: argparse.Namespace, environ: dict[str, str] | None = None) -> Settings:

@@ -423,8 +423,11 @@ def sync_paths(index: WorkspaceIndex, rel_paths: list[str], embed_now: bool = Tr
             index.snapshot.mark_done([(rel, result.size, result.mtime_ns, result.hash, len(result.chunks))])
             continue
         parsed.append(result)
+    added = len([p for p in parsed if index.snapshot.get(p.path) is None])
     remove_files(index, removed)
     write_files(index, parsed, embed_now=embed_now, stats=stats)
+    if index.state.files:  # files selected for indexing, as status reports them
+        index.state.files += added - len(removed)
     stats.changed_files = len(parsed)
     stats.deleted_files = len(removed)
     stats.seconds = time.perf_counter() - started

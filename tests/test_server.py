@@ -205,7 +205,8 @@ async def test_saved_and_deleted_files_reach_the_index(start: Start, workspace: 
     client.workspace_did_change_watched_files(lsp.DidChangeWatchedFilesParams(
         [lsp.FileEvent(uri(cart), lsp.FileChangeType.Deleted)]))
     await eventually(cart_gone)
-    assert (await status(client))[0]["indexedFiles"] == 6
+    folder = (await status(client))[0]
+    assert folder["indexedFiles"] == folder["files"] == 6
 
 
 async def test_progress_cancel_reindex_and_clear(start: Start, workspace: Path, second: Path) -> None:
@@ -427,3 +428,70 @@ async def test_stdout_carries_only_protocol(workspace: Path) -> None:
     assert (await answer(4))["result"] is None
     proc.stdin.write(frame({"jsonrpc": "2.0", "method": "exit"}))
     await asyncio.wait_for(proc.wait(), 30)
+
+
+# -- the OpenAI-compatible provider, end to end ------------------------------------------------------
+
+
+async def test_openai_provider_end_to_end(start: Start, workspace: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The server embeds through a real HTTP endpoint speaking the OpenAI protocol; a key that
+    stops working is one error naming the fix, and edits wait, pending, until it works again."""
+    from fake_openai_server import FakeOpenAIServer
+
+    key = "sk-e2e-canary-4711"
+    monkeypatch.setenv("CC_E2E_EMBED_KEY", key)  # inherited by the server process
+    with FakeOpenAIServer(dimension=256, semantic=True, api_key=key) as fake:
+        host = f"127.0.0.1:{fake.port}"
+        options = {"embedding": {"provider": "openai", "baseUrl": fake.base_url, "model": "fake-embed",
+                                 "apiKeyEnv": "CC_E2E_EMBED_KEY", "maxRetries": 1, "timeout": 5}}
+        client = await start([workspace], options)
+        folder = (await wait_idle(client))[0]
+        assert folder["indexedFiles"] == 7 and folder["chunks"] > 0 and folder["pendingChunks"] == 0
+        assert folder["embedding"]["provider"] == "openai" and folder["embedding"]["model"] == "fake-embed"
+        assert folder["embedding"]["dimension"] == 256
+        # Status names at most the endpoint's host, never its path or the key.
+        assert folder["embedding"].get("baseUrl", host) == host
+        assert fake.requests and all(r.authorization == f"Bearer {key}" and r.model == "fake-embed"
+                                     for r in fake.requests)
+        answer = await search(client, "retry failed http requests", mode="semantic", limit=3)
+        top = answer["results"][0]
+        assert top["uri"] == uri(workspace / "src/http_client.py") and "def fetch_with_retry" in top["content"]
+
+        fake.api_key = "sk-rotated"  # the key in the environment no longer works
+        path = workspace / "src" / "billing.py"
+        path.write_text("def reconcile_ledger_balances(ledger):\n"
+                        "    \"\"\"Reconcile ledger balances against the bank statement.\"\"\"\n"
+                        "    return sum(entry.amount for entry in ledger)\n")
+        client.text_document_did_save(lsp.DidSaveTextDocumentParams(lsp.TextDocumentIdentifier(uri(path))))
+
+        async def saved_but_pending() -> bool:
+            results = (await search(client, "reconcile ledger balances", mode="keyword"))["results"]
+            return any(r["uri"] == uri(path) for r in results) and (await status(client))[0]["pendingChunks"] > 0
+
+        await eventually(saved_but_pending)  # searchable by its words at once, its vector pending
+        errors_before = [m for m in client.messages if m.type == lsp.MessageType.Error]
+        assert await request(client, "codeContext/reindex", {}) == {"started": True}
+
+        async def settled() -> bool:
+            return (await status(client))[0]["state"] in ("idle", "error")
+
+        await asyncio.sleep(0.2)
+        await eventually(settled)
+        folder = (await status(client))[0]
+        assert folder["state"] == "error" and folder["pendingChunks"] >= 1, folder
+        assert folder["indexedFiles"] == 8 and folder["chunks"] > folder["pendingChunks"]
+        assert "authentication failed (401)" in folder["lastError"] and host in folder["lastError"]
+        await asyncio.sleep(0.3)  # a second message, if any, would have arrived by now
+        errors = [m.message for m in client.messages if m.type == lsp.MessageType.Error][len(errors_before):]
+        assert len(errors) == 1, errors
+        assert "authentication failed (401)" in errors[0] and "set a valid key in $CC_E2E_EMBED_KEY" in errors[0]
+        assert any(r.fault is None and r.authorization == f"Bearer {key}" for r in fake.requests[-2:])
+
+        fake.api_key = key  # fixed: the next sync embeds what waited
+        assert await request(client, "codeContext/reindex", {}) == {"started": True}
+        folder = (await wait_idle(client))[0]
+        assert folder["pendingChunks"] == 0 and "lastError" not in folder
+        answer = await search(client, "reconcile ledger balances", mode="semantic", limit=1)
+        assert answer["results"][0]["uri"] == uri(path)
+        seen = repr(await status(client)) + repr(client.messages) + repr(client.log_messages)
+    assert key not in seen and "/v1" not in repr(folder)
