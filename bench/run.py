@@ -1,9 +1,12 @@
-"""`make bench`: retrieval quality, then performance at growing sizes, then docs/BENCHMARKS.md.
+"""`make bench`: retrieval quality, then performance at growing sizes, then docs/BENCHMARKS.md,
+then workspace/symbol on the stdlib (bench/results/symbols.json; its section of the doc is
+written by hand).
 
-Each part is also runnable alone (bench.quality, bench.perf, bench.indexing, bench.report).
+Each part is also runnable alone (bench.quality, bench.perf, bench.indexing, bench.report,
+bench.symbols).
 Everything runs on a fresh cache: no vector, index or result from an earlier run is reused.
 
-    .venv/bin/python -m bench.run [--quick] [--skip-quality] [--skip-perf] [--sizes ...]
+    .venv/bin/python -m bench.run [--quick] [--skip-quality] [--skip-perf] [--skip-symbols] [--sizes ...]
 
 --quick: the hash embedder everywhere and sizes 2,000 and 20,000 (a few minutes; the
 numbers it writes are not the published ones).
@@ -16,7 +19,7 @@ import datetime
 import json
 import time
 
-from bench import perf, quality, report
+from bench import perf, provider, quality, report, symbols
 from bench.common import machine
 
 
@@ -25,6 +28,8 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--skip-quality", action="store_true")
     ap.add_argument("--skip-perf", action="store_true")
+    ap.add_argument("--skip-symbols", action="store_true")
+    ap.add_argument("--skip-provider", action="store_true")
     ap.add_argument("--sizes", nargs="+", help="for bench.perf, e.g. 2000:local 20000:hash")
     args = ap.parse_args()
     log = lambda s: print(s, flush=True)  # noqa: E731
@@ -45,6 +50,12 @@ def main() -> None:
         p["date"] = date
         (perf.RESULTS_DIR / "perf.json").write_text(json.dumps(p, indent=1))
         report.render(None, p)
+    if not args.skip_symbols:
+        log("== workspace/symbol")
+        symbols.main(["--runs", "2" if args.quick else "5"])
+    if not args.skip_provider:
+        log("== remote provider throughput (bench.provider)")
+        provider.main(["--runs", "1"] if args.quick else [])
     log(f"done in {(time.perf_counter() - started) / 60:.0f} min; docs/BENCHMARKS.md updated")
 
 

@@ -116,6 +116,7 @@ class EmbeddingInfo:
     provider: str
     model: str
     dimension: int
+    base_url: str | None = None  # host (and port) of a remote provider: never a path or a key
 
 
 @attrs.frozen

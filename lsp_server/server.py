@@ -238,7 +238,8 @@ def _status(ls: CodeContextServer, folder: Folder) -> protocol.FolderStatus:
     return protocol.FolderStatus(
         folder.uri, "indexing" if folder.syncing else info["state"], info["files"], info["indexedFiles"],
         info["chunks"], info["pendingChunks"],
-        protocol.EmbeddingInfo(str(emb["provider"]), str(emb["model"]), int(emb.get("dimension") or 0)),
+        protocol.EmbeddingInfo(str(emb["provider"]), str(emb["model"]), int(emb.get("dimension") or 0),
+                               str(emb["baseUrl"]) if emb.get("baseUrl") else None),
         protocol.StoreInfo(info["store"]["uri"]), info.get("lastError"))
 
 

@@ -943,11 +943,13 @@ class SymbolIndex:
             ranks = self._ranks()
             hits = self._match(q, typed, crank, ranks, limit) if q else self._members(crank, ranks, limit)
             out = []
+            ceiling = 1.0
             for tier, cr, case, length, gaps, _rank, slot in hits[:limit]:
                 sym = self._syms[slot]
                 assert sym is not None
-                out.append((self._slot_path[slot], sym,
-                            _score(tier, length - len(q), gaps + cr, tier == 1 and case == 0)))
+                # Never above the hit before: merging folders by score keeps this order.
+                ceiling = min(ceiling, _score(tier, length - len(q), gaps + cr, tier == 1 and case == 0))
+                out.append((self._slot_path[slot], sym, ceiling))
             return out
 
     def _container_ranks(self, cq: str, n: int) -> np.ndarray:

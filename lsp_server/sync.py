@@ -351,16 +351,19 @@ def embed_pending(index: WorkspaceIndex, stats: SyncStats, progress: Progress | 
     store = index.store
     key = model_key(index.embedder)
     total = store.count_pending()
+    # A remote provider gets enough inputs per step to keep all its concurrent requests busy.
+    emb = index.settings.embedding
+    step = max(EMBED_BATCH, emb.batch_size * emb.concurrency) if emb.provider == "openai" else EMBED_BATCH
     done = 0
     skipped: set[str] = set()  # replaced by an edit meanwhile: their successors are pending
     while not cancelled():
         ids = [i for i in store.pending_ids(PENDING_PAGE + len(skipped)) if i not in skipped]
         if not ids:
             break
-        for start in range(0, len(ids), EMBED_BATCH):
+        for start in range(0, len(ids), step):
             if cancelled():
                 break
-            batch = ids[start:start + EMBED_BATCH]
+            batch = ids[start:start + step]
             rows = store.rows(batch)
             skipped.update(set(batch) - {r["id"] for r in rows})
             if not rows:

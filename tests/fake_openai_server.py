@@ -6,7 +6,8 @@ tests can check order; faults are scripted per request, so tests can check recov
 
     with FakeOpenAIServer(dimension=32) as server:
         server.fail_next("429", times=2, retry_after=0.1)
-        server.latency = 0.02
+        server.latency = 0.02            # seconds added to every request
+        server.api_key = "sk-good"       # any other Authorization gets a 401
         ... OpenAIEmbedder(EmbeddingSettings(provider="openai", base_url=server.base_url)) ...
         server.requests, server.max_in_flight
 """
@@ -50,8 +51,16 @@ class RecordedRequest:
     body: dict[str, Any] = field(default_factory=dict)
 
 
-def vector_for(text: str, dimension: int) -> np.ndarray:
-    """The raw (unnormalised) vector the server returns for text: seeded by its hash."""
+def vector_for(text: str, dimension: int, semantic: bool = False) -> np.ndarray:
+    """The raw (unnormalised) vector the server returns for text: seeded by its hash, or, when
+    semantic, the hash embedder's (texts sharing identifier words point the same way), so
+    searches through the provider rank like real ones. Never all zeros."""
+    if semantic:
+        from lsp_server.embedding import HashEmbedder
+
+        vec = HashEmbedder(dimension)._vector(text)
+        if np.any(vec):
+            return vec
     seed = int.from_bytes(hashlib.sha256(text.encode("utf-8", "surrogatepass")).digest()[:8], "little")
     return np.random.default_rng(seed).standard_normal(dimension).astype(np.float32)
 
@@ -60,9 +69,12 @@ class FakeOpenAIServer:
     """Serves embeddings until closed; every attribute below may be changed between requests."""
 
     def __init__(self, dimension: int = 32, latency: float = 0.0, hang_seconds: float = 5.0,
-                 max_input_bytes: int | None = None) -> None:
+                 max_input_bytes: int | None = None, semantic: bool = False, api_key: str | None = None) -> None:
         self.dimension = dimension
         self.latency = latency
+        self.semantic = semantic
+        # When set, a request without `Authorization: Bearer <api_key>` is answered 401.
+        self.api_key = api_key
         self.hang_seconds = hang_seconds
         # Like a real endpoint's context limit: longer inputs are rejected with 400.
         self.max_input_bytes = max_input_bytes
@@ -125,7 +137,7 @@ class FakeOpenAIServer:
 
     def expected(self, text: str, dimensions: int | None = None) -> np.ndarray:
         """The L2-normalised vector a client should end up with for text."""
-        vec = vector_for(text, dimensions or self.dimension)
+        vec = vector_for(text, dimensions or self.dimension, self.semantic)
         return vec / np.linalg.norm(vec)
 
     # -- serving ---------------------------------------------------------------------------
@@ -155,6 +167,8 @@ class FakeOpenAIServer:
             headers = {} if fault is None or fault.retry_after is None else {"Retry-After": f"{fault.retry_after:g}"}
             message = "Rate limit reached" if kind == "429" else "The server had an error"
             return int(kind), headers, _error(message, "server_error")
+        if kind is None and self.api_key is not None and record.authorization != f"Bearer {self.api_key}":
+            kind = "401"
         if kind == "401":
             # Echo the key, as careless servers do, so the client's scrubbing is tested.
             return 401, {}, _error(f"Incorrect API key provided: {record.authorization}", "invalid_api_key")
@@ -179,7 +193,7 @@ class FakeOpenAIServer:
         texts = record.inputs[:-1] if kind == "wrong_count" else record.inputs
         data = []
         for index, text in enumerate(texts):
-            vec = vector_for(text, dimension)
+            vec = vector_for(text, dimension, self.semantic)
             embedding: Any = (base64.b64encode(vec.tobytes()).decode() if record.encoding_format == "base64"
                               else [float(x) for x in vec])
             data.append({"object": "embedding", "index": 0 if kind == "bad_index" else index,

@@ -175,3 +175,23 @@ def test_perf_benchmark_smoke(tmp_path: Path) -> None:
     assert size["inprocess"]["resync_s"]["changed_files"] == 0
     assert size["inprocess"]["vectors"] == server["chunks"]
     assert (tmp_path / "plot.png").stat().st_size > 10_000
+
+
+@pytest.mark.skipif(not quality.server_available(), reason="the language server is not there yet")
+def test_symbols_benchmark_smoke(tmp_path: Path) -> None:
+    from bench import symbols as bench_symbols
+
+    root = Path(__file__).resolve().parent / "fixtures" / "workspace"
+    mix = {"exact": 8, "prefix": 4, "initials": 4, "word_starts": 4, "member": 3}
+    out = bench_symbols.run(root, 1, tmp_path, lambda s: None, stdio=True, mix=mix, use_ctags=False)
+    assert out["symbols"]["total"] == out["symbol_build"]["symbols"] >= 10
+    queries = [bench_symbols.Query(**q) for q in out["queries"]]
+    assert bench_symbols.make_queries([], mix=mix) == [] and len(queries) >= 10
+    assert {"fetch_with_retry", "parse_header"} & {q.name for q in queries}
+    # Asked by its exact name, the symbol comes first, in-process and over stdio alike.
+    for side in ("server", "stdio"):
+        assert out[side]["quality"]["exact"]["rank1"] == 1.0
+        assert out[side]["latency_ms"]["pooled"]["n"] == len(queries)
+    assert out["stdio"]["same_answers_as_server_side"] == 1.0
+    fwr = bench_symbols.Query("initials", "fwr", "fetch_with_retry", "src/http_client.py")
+    assert bench_symbols.rank_of(fwr, [("a.py", "fetch_with_retry", None), ("src/http_client.py", "fetch_with_retry", None)]) == 2

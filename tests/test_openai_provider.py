@@ -296,6 +296,22 @@ def test_failure_stops_sibling_batches(server: FakeOpenAIServer, make: Make) -> 
     assert len(server.requests) < 10
 
 
+def test_permanent_failure_beside_a_waiting_batch_is_reported_at_once(server: FakeOpenAIServer,
+                                                                       make: Make) -> None:
+    """One batch waits out a long Retry-After while its sibling gets a 401: the call fails with
+    the 401 at once, the waiting batch stops, and no queued batch is sent with the bad key."""
+    embedder = make(batch_size=1, concurrency=2)
+    server.fail_next("429", retry_after=20)
+    server.fail_next("401", times=100)
+    start = time.monotonic()
+    with pytest.raises(EmbeddingError) as info:
+        embedder.embed_documents(texts(10))
+    assert time.monotonic() - start < 5
+    assert "authentication failed (401)" in str(info.value) and not info.value.retryable
+    time.sleep(0.2)  # let anything still on its way land
+    assert sorted(r.fault or "" for r in server.requests) == ["401", "429"]
+
+
 def test_missing_key_without_base_url_names_the_variable(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("OPENAI_API_KEY")
     with pytest.raises(EmbeddingError, match=r"set \$OPENAI_API_KEY") as info:
@@ -430,3 +446,185 @@ def test_describe_shows_host_only(server: FakeOpenAIServer, make: Make) -> None:
         assert official.model == DEFAULT_MODEL
     finally:
         official.close()
+
+
+# -- through the engine: WorkspaceIndex, sync_workspace and search on a real Milvus Lite store ------
+
+from pathlib import Path  # noqa: E402
+
+from lsp_server.index import WorkspaceIndex  # noqa: E402
+from lsp_server.search import search  # noqa: E402
+from lsp_server.settings import Settings  # noqa: E402
+from lsp_server.sync import embed_text, sync_workspace  # noqa: E402
+
+# Wide enough that the fake server's hash vectors rank the fixture's code like the hash embedder.
+ENGINE_DIM = 256
+
+
+@pytest.fixture
+def open_index(server: FakeOpenAIServer, workspace: Path) -> Iterator[Callable[..., WorkspaceIndex]]:
+    """WorkspaceIndexes of the fixture workspace (8 chunks) embedded by the fake server, with
+    small batches so one sync makes several requests; closed afterwards."""
+    server.semantic = True
+    opened: list[WorkspaceIndex] = []
+
+    def factory(**overrides: object) -> WorkspaceIndex:
+        fields: dict[str, object] = {"provider": "openai", "base_url": server.base_url, "model": "fake-embed",
+                                     "dimensions": ENGINE_DIM, "batch_size": 2, "concurrency": 2,
+                                     "timeout": 2.0, "max_retries": 5}
+        fields.update(overrides)
+        settings = Settings(embedding=EmbeddingSettings(**fields))  # type: ignore[arg-type]
+        index = WorkspaceIndex(workspace, settings, embedder=OpenAIEmbedder(settings.embedding, backoff_base=0.01))
+        opened.append(index)
+        return index
+
+    yield factory
+    for index in opened:
+        index.close()
+
+
+def _top_path(index: WorkspaceIndex, mode: str = "semantic") -> str:
+    return search(index, "retry failed http requests", limit=3, mode=mode)[0].path
+
+
+def _cached(index: WorkspaceIndex) -> list[np.ndarray | None]:
+    """The embedding cache's vectors for every chunk in the store."""
+    texts = [embed_text(r) for path in index.snapshot.all() for r in index.store.chunks_of(path)]
+    assert texts
+    return index.cache.get_many(model_key(index.embedder), texts)
+
+
+def test_engine_indexes_through_transient_faults(server: FakeOpenAIServer,
+                                                 open_index: Callable[..., WorkspaceIndex]) -> None:
+    index = open_index(timeout=0.5)
+    faults = ["429", "500", "hang", "malformed"]
+    server.fail_next("429", retry_after=0.05)
+    for fault in faults[1:]:
+        server.fail_next(fault)
+    stats = sync_workspace(index)
+    assert stats.error is None and stats.pending == 0
+    assert stats.embedded == stats.chunks == index.store.count() == 8
+    assert index.store.count_pending() == 0
+    assert sorted(r.fault for r in server.requests if r.fault) == sorted(faults)
+    assert index.embedder.stats() == {"requests": len(server.requests), "retries": 4, "failures": 0}  # type: ignore[attr-defined]
+    # The vectors stored are the server's, in the right rows: meaning-based search finds the code.
+    assert _top_path(index) == "src/http_client.py"
+    assert all(v is not None for v in _cached(index))
+    assert index.status()["pendingChunks"] == 0 and "lastError" not in index.status()
+
+
+def test_engine_auth_failure_one_error_files_pending_then_good_key(
+        server: FakeOpenAIServer, open_index: Callable[..., WorkspaceIndex], monkeypatch: pytest.MonkeyPatch,
+        caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO)
+    server.api_key = "sk-the-right-one"  # the environment holds CANARY: every request gets a 401
+    index = open_index(batch_size=1, concurrency=2)  # 8 batches: 8 chances to report the same error
+    stats = sync_workspace(index)
+
+    assert stats.error is not None
+    assert "authentication failed (401)" in stats.error and "$OPENAI_API_KEY" in stats.error
+    assert f"127.0.0.1:{server.port}" in stats.error
+    # One error: the first 401 stops the batches beside it (at most `concurrency` requests were
+    # sent), nothing is retried, one warning is logged.
+    assert 1 <= len(server.requests) <= 2 and all(r.fault is None for r in server.requests)
+    assert index.embedder.stats()["retries"] == 0  # type: ignore[attr-defined]
+    warnings = [r for r in caplog.records if r.levelno >= logging.WARNING and "401" in r.getMessage()]
+    assert len(warnings) == 1, [r.getMessage() for r in warnings]
+    status = index.status()
+    assert status["state"] == "error" and status["lastError"] == stats.error
+    assert status["chunks"] == status["pendingChunks"] == stats.pending == 8
+    assert index.snapshot.count(done_only=True) == 7  # the files are in, their vectors pending
+    assert _top_path(index, "keyword") == "src/http_client.py"
+    assert _top_path(index, "hybrid") == "src/http_client.py"
+    assert all(v is None for v in _cached(index))
+    index.close()
+
+    # The user sets the right key: the next sync embeds exactly what was pending.
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-the-right-one")
+    server.reset()
+    index = open_index()
+    stats = sync_workspace(index)
+    assert stats.error is None and stats.changed_files == 0
+    assert stats.embedded == 8 and stats.pending == 0 and index.store.count_pending() == 0
+    assert all(r.authorization == "Bearer sk-the-right-one" for r in server.requests)
+    assert _top_path(index) == "src/http_client.py"
+
+
+@pytest.mark.parametrize(("fault", "message"), [
+    ("wrong_count", "returned 1 vectors for 2 inputs"),
+    ("wrong_dimension", "259-dimensional vectors, expected 256"),
+])
+def test_engine_never_stores_a_bad_response(server: FakeOpenAIServer, open_index: Callable[..., WorkspaceIndex],
+                                            fault: str, message: str) -> None:
+    index = open_index(max_retries=1)
+    server.fail_next(fault, times=10**6)
+    stats = sync_workspace(index)
+    assert stats.error is not None and message in stats.error
+    assert stats.embedded == 0
+    assert index.store.count() == index.store.count_pending() == 8
+    assert all(v is None for v in _cached(index))  # not in the cache either
+    probe = server.expected("retry failed http requests", ENGINE_DIM)
+    assert index.store.dense_search(probe, 10) == []  # no row has a vector
+
+    server.reset()  # the server behaves again: everything is embedded with the right vectors
+    stats = sync_workspace(index)
+    assert stats.error is None and stats.embedded == 8 and index.store.count_pending() == 0
+    vectors = _cached(index)
+    texts = [embed_text(r) for path in index.snapshot.all() for r in index.store.chunks_of(path)]
+    for text, vector in zip(texts, vectors):
+        np.testing.assert_allclose(vector, server.expected(text, ENGINE_DIM), atol=1e-6)
+    assert _top_path(index) == "src/http_client.py"
+
+
+def test_engine_model_change_gets_a_new_collection_and_reembeds(
+        server: FakeOpenAIServer, open_index: Callable[..., WorkspaceIndex]) -> None:
+    index = open_index(model="model-a")
+    assert sync_workspace(index).embedded == 8
+    first = index.store.collection
+    index.close()
+
+    server.reset()
+    index = open_index(model="model-b")
+    stats = sync_workspace(index)
+    assert index.store.collection != first
+    assert model_key(index.embedder) == f"openai:model-b:{ENGINE_DIM}"
+    assert stats.changed_files == 7 and stats.embedded == 8 and stats.cached == 0, stats
+    assert server.requests and {r.model for r in server.requests} == {"model-b"}
+    assert _top_path(index) == "src/http_client.py"
+    index.close()
+
+    server.reset()  # back to model-a: its vectors are still cached, nothing is sent
+    index = open_index(model="model-a")
+    stats = sync_workspace(index)
+    assert index.store.collection == first
+    assert stats.error is None and stats.embedded == 0 and index.store.count_pending() == 0
+    assert server.requests == []
+
+
+def test_engine_key_never_in_logs_or_status(server: FakeOpenAIServer, open_index: Callable[..., WorkspaceIndex],
+                                            caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG)
+    for name in ("openai", "httpx", "httpcore", "lsp_server", "pymilvus"):
+        caplog.set_level(logging.DEBUG, logger=name)
+    index = open_index(max_retries=1)
+    server.fail_next("500")  # a retry is logged
+    server.fail_next("400")  # the fake echoes the Authorization header in this error ...
+    first = sync_workspace(index)
+    server.fail_next("401")  # ... and in this one
+    index.store.recreate()
+    index.snapshot.clear()
+    second = sync_workspace(index)
+    status = index.status()
+    third = sync_workspace(index)
+
+    assert any(r.authorization == f"Bearer {CANARY}" for r in server.requests)  # the key was in play
+    assert first.error and "request rejected (400)" in first.error and "<redacted>" in first.error
+    assert second.error and "authentication failed (401)" in second.error
+    assert status["lastError"] == second.error and status["pendingChunks"] == 8
+    assert third.error is None and third.embedded == 8
+    assert status["embedding"] == {"provider": "openai", "model": "fake-embed", "dimension": ENGINE_DIM,
+                                   "baseUrl": f"127.0.0.1:{server.port}"}
+    assert any("retry 1 of 1" in r.getMessage() for r in caplog.records)
+    logged = caplog.text + "".join(repr(r.args) + repr(r.__dict__) for r in caplog.records)
+    everything = logged + repr(status) + repr([first, second, third, index.status()])
+    assert CANARY not in everything

@@ -450,7 +450,7 @@ async def test_openai_provider_end_to_end(start: Start, workspace: Path, monkeyp
         assert folder["embedding"]["provider"] == "openai" and folder["embedding"]["model"] == "fake-embed"
         assert folder["embedding"]["dimension"] == 256
         # Status names at most the endpoint's host, never its path or the key.
-        assert folder["embedding"].get("baseUrl", host) == host
+        assert folder["embedding"]["baseUrl"] == host  # the host, never the path or the key
         assert fake.requests and all(r.authorization == f"Bearer {key}" and r.model == "fake-embed"
                                      for r in fake.requests)
         answer = await search(client, "retry failed http requests", mode="semantic", limit=3)

@@ -523,6 +523,9 @@ def test_word_start_abbreviations(index: SymbolIndex) -> None:
     # puts gaps before length)
     assert gcs.index("get_content_summary") < gcs.index("gc_s_x") < gcs.index("gadgets_c_s_extra")
     assert names(index.search("getconsum"))[:2] == ["getConSum", "get_content_summary"]
+    # Scores follow that order, so a client (or the server merging folders) sorting by score keeps it.
+    scores = [score for _, _, score in index.search("gcs")]
+    assert scores == sorted(scores, reverse=True)
 
 
 def test_container_filters(index: SymbolIndex) -> None:

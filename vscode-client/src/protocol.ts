@@ -66,7 +66,7 @@ export interface FolderStatus {
     indexedFiles: number;
     chunks: number;
     pendingChunks: number;
-    embedding: { provider: string; model: string; dimension: number };
+    embedding: { provider: string; model: string; dimension: number; baseUrl?: string };
     store: { uri: string };
     lastError?: string | null;
 }
