@@ -47,6 +47,7 @@ MAX_CONTAINER_PARTS = 32
 MAX_OUTLINE_DEPTH = 64
 # Queries longer than this match only by exact name, prefix or subsequence, not word starts.
 MAX_WORD_QUERY = 48
+_LETTERS = MAX_WORD_QUERY + 1  # radix of a word-start match's rank: untouched words, then letters
 
 _K = lsp.SymbolKind
 _TAG_KINDS: dict[str, int] = {
@@ -565,15 +566,19 @@ def _names_info(names: list[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray, n
 
 
 def _word_pieces(q: str, words: list[str]) -> int | None:
-    """How many words q touches when matched as prefixes of successive words of a name
-    (`gcs`, `getconsum` -> get, content, summary), or None. The first match found wins:
-    earliest words, longest pieces. Failed (query position, word) states are remembered, so
-    the search stays polynomial on adversarial names; recursion depth is at most len(q)."""
-    failed: set[tuple[int, int]] = set()
+    """The most words q can touch when matched as prefixes of successive words of a name
+    (`gcs`, `getconsum` -> get, content, summary: 3), or None when it cannot. Most words,
+    because each letter on a word start is evidence: `teaw` is test_east_asian_width (4),
+    not test_Awaitable (2). Memoised on (query position, word), so polynomial on
+    adversarial names; recursion depth is at most len(q)."""
+    memo: dict[tuple[int, int], int | None] = {}
 
-    def walk(qi: int, wi: int) -> int | None:
-        if (qi, wi) in failed:
-            return None
+    def best(qi: int, wi: int) -> int | None:
+        if qi == len(q):
+            return 0
+        if (qi, wi) in memo:
+            return memo[(qi, wi)]
+        found: int | None = None
         for wj in range(wi, len(words)):
             word = words[wj]
             if not word or word[0] != q[qi]:
@@ -582,20 +587,17 @@ def _word_pieces(q: str, words: list[str]) -> int | None:
             limit = min(len(word), len(q) - qi)
             while k < limit and word[k] == q[qi + k]:
                 k += 1
-            if qi + k == len(q):
-                return 1
             for taken in range(k, 0, -1):
-                rest = walk(qi + taken, wj + 1)
-                if rest is not None:
-                    return rest + 1
-        failed.add((qi, wi))
-        return None
+                rest = best(qi + taken, wj + 1)
+                if rest is not None and (found is None or rest + 1 > found):
+                    found = rest + 1
+        memo[(qi, wi)] = found
+        return found
 
-    return walk(0, 0)
+    return best(0, 0)
 
 
-# _word_pieces as a regex over "word|word|word", which runs in C, with a group per jump to a
-# later word. It backtracks exponentially on adversarial input, so it only sees names whose
+# Whether _word_pieces matches at all, as a regex over "word|word|word", which runs in C. It backtracks exponentially on adversarial input, so it only sees names whose
 # words and the query's length allow few placements: comb(words + k, k) <= this budget (a
 # worst case of about 0.1 ms per name).
 _REGEX_BUDGET = 3000
@@ -612,8 +614,8 @@ def _regex_word_limit(k: int) -> int:
 
 @functools.lru_cache(maxsize=64)
 def _word_regex(q: str) -> re.Pattern[str]:
-    """Matches "word|word" forms that q matches by word starts; lazy, so the first match is
-    the one _word_pieces finds: continue inside a word first, else jump to the nearest word."""
+    """Matches "word|word" forms that q matches by word starts (a prefilter: the ranking
+    placement comes from _word_pieces)."""
     parts = [r"(?:[^|]*\|)*?", re.escape(q[0])]
     for c in q[1:]:
         parts += [r"([^|]*\|(?:[^|]*\|)*?)??", re.escape(c)]
@@ -948,7 +950,8 @@ class SymbolIndex:
                 sym = self._syms[slot]
                 assert sym is not None
                 # Never above the hit before: merging folders by score keeps this order.
-                ceiling = min(ceiling, _score(tier, length - len(q), gaps + cr, tier == 1 and case == 0))
+                words_left = gaps // _LETTERS if tier == 3 else gaps
+                ceiling = min(ceiling, _score(tier, length - len(q), words_left + cr, tier == 1 and case == 0))
                 out.append((self._slot_path[slot], sym, ceiling))
             return out
 
@@ -1058,22 +1061,20 @@ class SymbolIndex:
     def _word_hits(self, slots: np.ndarray, words: str, crank: np.ndarray | None, ranks: np.ndarray, need: int,
                    q: str) -> list[_Hit]:
         """Tier 3: names whose words start with successive pieces of the query."""
-        nwords = self._nwords
-
-        def regex_gaps(m: re.Match[str], slot: int) -> int:
-            jumps = m.groups()  # None where the query went on inside the same word
-            return m.string.count("|") - len(jumps) + jumps.count(None)
-
-        def search_gaps(pieces: int, slot: int) -> int:
-            return int(nwords[slot]) - pieces
+        def rank(m: object, slot: int) -> int | None:
+            # Words left untouched, then query letters not on a word start: 0 is every word
+            # of the name touched, each by one letter. Both fall as more words are touched.
+            parts = self._words[slot].split("|")
+            pieces = _word_pieces(words, parts)
+            return None if pieces is None else (len(parts) - pieces) * _LETTERS + (len(words) - pieces)
 
         def search(form: str) -> int | None:
             return _word_pieces(words, form.split("|"))
 
-        small = nwords[slots] <= _regex_word_limit(len(words))
-        hits = self._scan(slots[small], 3, crank, ranks, need, q, self._words, _word_regex(words).match, regex_gaps)
+        small = self._nwords[slots] <= _regex_word_limit(len(words))
+        hits = self._scan(slots[small], 3, crank, ranks, need, q, self._words, _word_regex(words).match, rank)
         if not small.all():
-            hits += self._scan(slots[~small], 3, crank, ranks, need, q, self._words, search, search_gaps)
+            hits += self._scan(slots[~small], 3, crank, ranks, need, q, self._words, search, rank)
             hits.sort(key=_TIER_KEYS[3])
         return hits
 

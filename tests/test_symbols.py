@@ -519,10 +519,14 @@ def test_word_start_abbreviations(index: SymbolIndex) -> None:
     assert names(index.search("hr"))[2:] == ["hour", "thread"]  # plain subsequences after
     gcs = names(index.search("gcs"))
     assert gcs.index("get_content_summary") < gcs.index("geocaches")
-    # every word touched beats a shorter name with words left over (the one tier-3 rule that
-    # puts gaps before length)
-    assert gcs.index("get_content_summary") < gcs.index("gc_s_x") < gcs.index("gadgets_c_s_extra")
+    # every word touched beats a shorter name with words left over; then every letter on a
+    # word start beats letters inside a word; only then is the shorter name first
+    assert gcs.index("get_content_summary") < gcs.index("gadgets_c_s_extra") < gcs.index("gc_s_x")
     assert names(index.search("getconsum"))[:2] == ["getConSum", "get_content_summary"]
+    index.replace_file("t.py", [sym("test_Awaitable"), sym("test_east_asian_width"), sym("TestP"),
+                                sym("TestEntryPoints")])
+    assert names(index.search("teaw"))[0] == "test_east_asian_width"  # te|aw touches fewer words
+    assert names(index.search("tep"))[0] == "TestEntryPoints"
     # Scores follow that order, so a client (or the server merging folders) sorting by score keeps it.
     scores = [score for _, _, score in index.search("gcs")]
     assert scores == sorted(scores, reverse=True)
