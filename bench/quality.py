@@ -13,6 +13,7 @@ lists the hybrid mode fuses.
 from __future__ import annotations
 
 import argparse
+import datetime
 import json
 import os
 import shutil
@@ -262,6 +263,7 @@ def run(provider: str = "local", backend: str = "auto", cache_dir: Path | None =
             engine.close()
         return {
             "machine": machine(),
+            "date": datetime.date.today().isoformat(),
             "provider": provider,
             "backend": backend,
             "corpus": {"description": corpus.describe(), "stdlib": packages or corpus_mod.STDLIB_PACKAGES,

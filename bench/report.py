@@ -24,7 +24,7 @@ RESULTS = Path(__file__).resolve().parent / "results"
 def quality_block(q: dict[str, Any]) -> str:
     c = q["corpus"]
     lines = [
-        f"Machine: {q['machine']}. Measured {q.get('date', '')} through the {q['backend']} "
+        f"Machine: {q['machine']}.{' Measured ' + q['date'] if 'date' in q else ''} through the {q['backend']} "
         f"(`{q['provider']}` embedder: {'all-MiniLM-L6-v2' if q['provider'] == 'local' else q['provider']}).",
         "",
         f"Corpus: stdlib ({', '.join(c['stdlib'])}) of Python {c['python']} and express {c['express']} "
