@@ -330,3 +330,26 @@ def test_parse_time_bound_falls_back_to_nothing_not_a_hang() -> None:
     with pytest.raises(chunking.ParseTimeout):
         chunking.parse("python", source, timeout=0.0)
     assert chunking.parse("python", source, timeout=30).root_node.child_count == 2000
+
+
+def test_parsing_does_not_keep_the_source_alive() -> None:
+    """py-tree-sitter 0.26 keeps a reference to every piece the read callback returns;
+    parse() gives them back, or a server re-parsing on every save grows without end."""
+    import gc
+    import tracemalloc
+
+    source = b"def handler(request):\n    return request.get('field')\n" * 6000  # ~330 KB
+    chunking.parse("python", source)  # grammar and parser set up outside the measurement
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        for _ in range(20):
+            chunking.parse("python", source, timeout=30)
+        gc.collect()
+        grown = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    assert grown < len(source), f"{grown} bytes held after 20 parses of {len(source)} bytes"
+    # A timed-out parse gives its pieces back too.
+    with pytest.raises(chunking.ParseTimeout):
+        chunking.parse("python", source, timeout=0.0)
