@@ -52,6 +52,14 @@ class Hit:
     content: str
 
 
+@attrs.frozen
+class Deletion:
+    """Chunks to delete: by primary key where the ids are known, by path where not."""
+
+    paths: list[str] = attrs.Factory(list)
+    ids: list[str] = attrs.Factory(list)
+
+
 def _clip(text: str, limit: int) -> str:
     data = text.encode("utf-8", "replace")
     if len(data) <= limit:
@@ -126,18 +134,20 @@ class Store:
             "dense": (self._placeholder if vector is None else np.asarray(vector, dtype=np.float32)).tolist(),
         }
 
-    def replace_paths(self, paths: list[str], rows: list[dict[str, Any]]) -> None:
-        """Delete every chunk of these files, then insert their new chunks."""
+    def replace(self, old: Deletion, rows: list[dict[str, Any]]) -> None:
+        """Delete the old chunks of some files, then insert their new ones."""
         with self._lock:
-            self.delete_paths(paths)
+            self.delete(old)
             for start in range(0, len(rows), 500):
                 self._call(self._client.insert, self.collection, rows[start:start + 500])
 
-    def delete_paths(self, paths: Iterable[str]) -> None:
-        paths = list(paths)
+    def delete(self, old: Deletion) -> None:
+        """By primary key a delete is a lookup; by path Milvus Lite scans the collection."""
         with self._lock:
-            for start in range(0, len(paths), 200):
-                part = paths[start:start + 200]
+            for start in range(0, len(old.ids), 1000):
+                self._call(self._client.delete, self.collection, ids=old.ids[start:start + 1000])
+            for start in range(0, len(old.paths), 200):
+                part = old.paths[start:start + 200]
                 self._call(self._client.delete, self.collection, filter=f"path in {quote_list(part)}")
 
     def set_vectors(self, rows: list[dict[str, Any]], vectors: np.ndarray) -> int:

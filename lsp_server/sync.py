@@ -24,7 +24,7 @@ import numpy as np
 from . import chunking, scanning, symbols, tokens
 from .embedding import EmbeddingError, model_key
 from .languages import language_for
-from .store import StoreError
+from .store import Deletion, StoreError
 
 if TYPE_CHECKING:
     from .index import WorkspaceIndex
@@ -66,9 +66,13 @@ class Snapshot:
         with self._lock:
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")
+            # ids: the chunk ids the store may hold for the file, space-separated; NULL when
+            # unknown (an index from before the column), which means deleting by path.
             self._db.execute(
                 "CREATE TABLE IF NOT EXISTS files (path TEXT PRIMARY KEY, size INTEGER, mtime_ns INTEGER,"
-                " hash TEXT, state TEXT, chunks INTEGER)")
+                " hash TEXT, state TEXT, chunks INTEGER, ids TEXT)")
+            if "ids" not in {r[1] for r in self._db.execute("PRAGMA table_info(files)")}:
+                self._db.execute("ALTER TABLE files ADD COLUMN ids TEXT")
             self._db.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT)")
 
     def bind_model(self, key: str) -> bool:
@@ -104,6 +108,17 @@ class Snapshot:
                     f"SELECT path FROM files WHERE path IN ({','.join('?' * len(part))})", part))
         return found
 
+    def ids_of(self, paths: list[str]) -> dict[str, list[str] | None]:
+        """For those of paths that have a row: the chunk ids the store may hold, None if unknown."""
+        found: dict[str, list[str] | None] = {}
+        with self._lock:
+            for start in range(0, len(paths), 500):
+                part = paths[start:start + 500]
+                for path, ids in self._db.execute(
+                        f"SELECT path, ids FROM files WHERE path IN ({','.join('?' * len(part))})", part):
+                    found[path] = None if ids is None else ids.split()
+        return found
+
     def chunk_total(self) -> int:
         """Chunks of the files whose rows are done: what the store holds for them."""
         with self._lock:
@@ -114,18 +129,29 @@ class Snapshot:
         with self._lock:
             return int(self._db.execute(sql).fetchone()[0])
 
-    def mark_pending(self, paths: Iterable[str]) -> None:
+    def mark_pending(self, paths: Iterable[str], ids: dict[str, list[str] | None] | None = None) -> None:
+        """Before the store changes. `ids` must cover what the store may hold once the change is
+        half done (old and new ids), so that a crash leaves nothing undeletable."""
+        ids = ids or {}
         with self._lock:
             self._db.execute("BEGIN")
             self._db.executemany(
                 "INSERT INTO files (path, state) VALUES (?, 'pending') "
                 "ON CONFLICT(path) DO UPDATE SET state='pending'", [(p,) for p in paths])
+            self._db.executemany("UPDATE files SET ids=? WHERE path=?",
+                                 [(None if v is None else " ".join(v), p) for p, v in ids.items()])
             self._db.execute("COMMIT")
 
-    def mark_done(self, rows: list[tuple[str, int, int, str, int]]) -> None:
+    def mark_done(self, rows: list[tuple[str, int, int, str, int]], ids: dict[str, list[str]] | None = None) -> None:
+        """After the store changed; a file's ids stay as they were unless given."""
         with self._lock:
             self._db.execute("BEGIN")
-            self._db.executemany("INSERT OR REPLACE INTO files VALUES (?, ?, ?, ?, 'done', ?)", rows)
+            self._db.executemany(
+                "INSERT INTO files (path, size, mtime_ns, hash, state, chunks) VALUES (?, ?, ?, ?, 'done', ?) "
+                "ON CONFLICT(path) DO UPDATE SET size=excluded.size, mtime_ns=excluded.mtime_ns, "
+                "hash=excluded.hash, state='done', chunks=excluded.chunks", rows)
+            self._db.executemany("UPDATE files SET ids=? WHERE path=?",
+                                 [(" ".join(v), p) for p, v in (ids or {}).items()])
             self._db.execute("COMMIT")
 
     def remove(self, paths: Iterable[str]) -> None:
@@ -240,16 +266,21 @@ def write_files(index: WorkspaceIndex, parsed: list[_Parsed], embed_now: bool, s
         return
     rows = _rows(index, parsed, embed_now, stats)
     paths = [p.path for p in parsed]
+    new_ids: dict[str, list[str]] = {p: [] for p in paths}
+    for r in rows:
+        new_ids[r["path"]].append(r["id"])
     with index.write_lock:
         # Only files the snapshot has a row for can have chunks in the store (a pending row goes
-        # in before any insert; a store that lost rows or was reset clears the rows): a new
-        # file skips the delete, which costs a scan of the collection in Milvus Lite.
-        known = index.snapshot.known(paths)
-        index.snapshot.mark_pending(paths)
-        index.store.replace_paths([p for p in paths if p in known], rows)
+        # in before any insert; a store that lost rows or was reset clears the rows), and the
+        # row names their ids: a new file skips the delete, a known one deletes by primary key.
+        # Deleting by path costs a scan of the collection in Milvus Lite (150 ms at 20,000).
+        old = index.snapshot.ids_of(paths)
+        index.snapshot.mark_pending(paths, {p: None if p in old and old[p] is None else
+                                            sorted(set(old.get(p) or ()) | set(new_ids[p])) for p in paths})
+        index.store.replace(_deletion(old), rows)
         for p in parsed:
             index.symbols.replace_file(p.path, p.symbols)
-        index.snapshot.mark_done([(p.path, p.size, p.mtime_ns, p.hash, len(p.chunks)) for p in parsed])
+        index.snapshot.mark_done([(p.path, p.size, p.mtime_ns, p.hash, len(p.chunks)) for p in parsed], new_ids)
     stats.chunks += len(rows)
     index.state.pending_chunks += sum(not r["embedded"] for r in rows)
 
@@ -258,11 +289,18 @@ def remove_files(index: WorkspaceIndex, paths: list[str]) -> None:
     if not paths:
         return
     with index.write_lock:
+        old = index.snapshot.ids_of(paths)
         index.snapshot.mark_pending(paths)
-        index.store.delete_paths(paths)
+        index.store.delete(_deletion({p: old.get(p) for p in paths}))
         for p in paths:
             index.symbols.remove_file(p)
         index.snapshot.remove(paths)
+
+
+def _deletion(ids: dict[str, list[str] | None]) -> Deletion:
+    """What to delete for these files: their known ids, or by path where the ids are unknown."""
+    return Deletion(paths=[p for p, v in ids.items() if v is None],
+                    ids=[i for v in ids.values() if v for i in v])
 
 
 def sync_workspace(index: WorkspaceIndex, progress: Progress | None = None, cancelled: Cancelled | None = None,

@@ -71,6 +71,7 @@ def test_verify_reports_orphans_stale_and_missing_chunks(tmp_path: Path, monkeyp
     monkeypatch.setenv("CODE_CONTEXT_CACHE_DIR", str(tmp_path / "cache"))
     from lsp_server.index import WorkspaceIndex
     from lsp_server.settings import parse
+    from lsp_server.store import Deletion
     from lsp_server.sync import sync_workspace
     from lsp_server.verify import verify
 
@@ -84,7 +85,7 @@ def test_verify_reports_orphans_stale_and_missing_chunks(tmp_path: Path, monkeyp
                              kind=0, content="x", search_text="x", vector=None)
     stale = index.store.row(id="stale", path="pkg0/module_0.py", language="python", start_line=1, end_line=2,
                             symbol="", kind=0, content="old text", search_text="old text", vector=None)
-    index.store.replace_paths([], [orphan, stale])
+    index.store.replace(Deletion(), [orphan, stale])
     (root / "pkg1" / "module_1.py").unlink()
     diff = verify(index)
     assert not diff.ok
@@ -93,8 +94,7 @@ def test_verify_reports_orphans_stale_and_missing_chunks(tmp_path: Path, monkeyp
     assert diff.symbol_orphans == ["pkg1/module_1.py"]
     assert diff.missing == []
     sync_workspace(index)
-    index.store.delete_paths(["gone.py"])
-    index.store.delete_paths(["pkg0/module_0.py"])
+    index.store.delete(Deletion(paths=["gone.py", "pkg0/module_0.py"]))
     diff = verify(index)
     assert {p for p, _ in diff.missing} == {"pkg0/module_0.py"} and not diff.extra
     index.close()

@@ -149,6 +149,86 @@ def test_deleted_file_disappears(workspace: Path) -> None:
     index.close()
 
 
+def _store_ids(index: WorkspaceIndex) -> dict[str, set[str]]:
+    by_path: dict[str, set[str]] = {}
+    for chunk_id, path in index.store.iter_ids():
+        by_path.setdefault(path, set()).add(chunk_id)
+    return by_path
+
+
+def test_snapshot_names_each_files_chunk_ids_through_edits_and_deletes(workspace: Path) -> None:
+    """Edits delete a file's old chunks by primary key (no collection scan): the ids the
+    snapshot keeps must be exactly what the store holds, or old chunks would survive."""
+    index = _open(workspace)
+    sync_workspace(index)
+    paths = sorted(index.snapshot.all())
+
+    def assert_ids_match() -> None:
+        held = _store_ids(index)
+        recorded = index.snapshot.ids_of(paths)
+        assert {p: set(v or ()) for p, v in recorded.items() if v} == held
+
+    assert_ids_match()
+    pipeline = workspace / "src" / "pipeline.py"
+    pipeline.write_text(pipeline.read_text().replace("courier_3", "drone_delivery_3"))
+    sync_paths(index, ["src/pipeline.py"])
+    assert_ids_match()
+    assert not [r for r in search(index, "courier 3", limit=20, mode="keyword") if "courier_3" in r.content]
+    pipeline.write_text(_function("only_this_one", "parcel"))  # fewer chunks than before
+    sync_workspace(index)
+    assert_ids_match()
+    assert {r.symbol for r in search(index, "orders", limit=20, mode="keyword")
+            if r.path == "src/pipeline.py"} == set()
+    (workspace / "web" / "cart.js").unlink()
+    sync_workspace(index)
+    assert "web/cart.js" not in _store_ids(index)
+    assert "web/cart.js" not in index.snapshot.ids_of(paths)
+    index.close()
+
+
+def test_index_without_recorded_ids_still_replaces_old_chunks(workspace: Path) -> None:
+    """An index written before ids were recorded: its files are deleted by path once."""
+    import sqlite3
+
+    index = _open(workspace)
+    sync_workspace(index)
+    index.close()
+    db = sqlite3.connect(index.dir / "state.db")
+    db.execute("UPDATE files SET ids = NULL")
+    db.commit()
+    db.close()
+    index = _open(workspace)
+    assert set(index.snapshot.ids_of(["src/pipeline.py"]).values()) == {None}
+    pipeline = workspace / "src" / "pipeline.py"
+    pipeline.write_text(pipeline.read_text().replace("courier_3", "drone_delivery_3"))
+    sync_paths(index, ["src/pipeline.py"])
+    assert not [r for r in search(index, "courier 3", limit=20, mode="keyword") if "courier_3" in r.content]
+    assert set(index.snapshot.ids_of(["src/pipeline.py"])["src/pipeline.py"] or ()) == \
+        _store_ids(index)["src/pipeline.py"]
+    index.close()
+
+
+def test_snapshot_from_before_the_ids_column_opens(tmp_path: Path) -> None:
+    import sqlite3
+
+    from lsp_server.sync import Snapshot
+
+    path = tmp_path / "state.db"
+    db = sqlite3.connect(path)
+    db.execute("CREATE TABLE files (path TEXT PRIMARY KEY, size INTEGER, mtime_ns INTEGER, hash TEXT,"
+               " state TEXT, chunks INTEGER)")
+    db.execute("INSERT INTO files VALUES ('a.py', 10, 1, 'h', 'done', 2)")
+    db.commit()
+    db.close()
+    snapshot = Snapshot(path)
+    assert snapshot.ids_of(["a.py", "b.py"]) == {"a.py": None}
+    snapshot.mark_done([("a.py", 11, 2, "h2", 1)], {"a.py": ["x1"]})
+    assert snapshot.ids_of(["a.py"]) == {"a.py": ["x1"]}
+    snapshot.mark_done([("a.py", 11, 3, "h2", 1)])  # unchanged content keeps its ids
+    assert snapshot.ids_of(["a.py"]) == {"a.py": ["x1"]} and snapshot.get("a.py") == (11, 3, "h2", "done")
+    snapshot.close()
+
+
 def test_restart_of_unchanged_workspace_reads_and_embeds_nothing(workspace: Path, monkeypatch) -> None:
     index = _open(workspace)
     sync_workspace(index)
