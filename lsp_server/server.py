@@ -49,6 +49,9 @@ log = logging.getLogger(__name__)
 CONFIG_SECTION = "codeContext"
 # File events closer together than this become one re-index (a git checkout is a burst).
 COALESCE_SECONDS = 0.2
+# An editor's open or save names one file the user is looking at: wait only long enough to
+# batch a "save all".
+SAVE_COALESCE_SECONDS = 0.02
 SEARCH_THREADS = 4
 
 try:
@@ -414,13 +417,19 @@ async def _begin_progress(ls: CodeContextServer, token: str, title: str) -> bool
     return True
 
 
-def _schedule(ls: CodeContextServer, folder: Folder, rel_paths: list[str]) -> None:
-    """Queue changed paths; the first of a burst starts the timer that flushes them all."""
+def _schedule(ls: CodeContextServer, folder: Folder, rel_paths: list[str],
+              delay: float = COALESCE_SECONDS) -> None:
+    """Queue changed paths; the first of a burst starts the timer that flushes them all, and
+    a later event with a shorter delay (a save during a checkout) brings the flush forward."""
     if folder.index is None or folder.closing.is_set():
         return
     folder.pending.update(rel_paths)
+    loop = asyncio.get_running_loop()
+    if folder.flush is not None and folder.flush.when() > loop.time() + delay:
+        folder.flush.cancel()
+        folder.flush = None
     if folder.flush is None:
-        folder.flush = asyncio.get_running_loop().call_later(COALESCE_SECONDS, _flush, folder)
+        folder.flush = loop.call_later(delay, _flush, folder)
 
 
 def _flush(folder: Folder) -> None:
@@ -443,11 +452,11 @@ def _reindex_paths(index: WorkspaceIndex, rel_paths: list[str]) -> None:
         log.info("re-indexed %d changed and %d deleted files", stats.changed_files, stats.deleted_files)
 
 
-def _touch(ls: CodeContextServer, uri: str) -> None:
+def _touch(ls: CodeContextServer, uri: str, delay: float = COALESCE_SECONDS) -> None:
     found = _locate(ls, uri)
     if found is not None:
         folder, rel = found
-        _schedule(ls, folder, [rel])
+        _schedule(ls, folder, [rel], delay)
 
 
 async def _watch_files(ls: CodeContextServer) -> None:
@@ -524,12 +533,12 @@ async def shutdown(ls: CodeContextServer, params: None) -> None:
 
 @SERVER.feature(lsp.TEXT_DOCUMENT_DID_OPEN)
 def did_open(ls: CodeContextServer, params: lsp.DidOpenTextDocumentParams) -> None:
-    _touch(ls, params.text_document.uri)
+    _touch(ls, params.text_document.uri, SAVE_COALESCE_SECONDS)
 
 
 @SERVER.feature(lsp.TEXT_DOCUMENT_DID_SAVE)
 def did_save(ls: CodeContextServer, params: lsp.DidSaveTextDocumentParams) -> None:
-    _touch(ls, params.text_document.uri)
+    _touch(ls, params.text_document.uri, SAVE_COALESCE_SECONDS)
 
 
 @SERVER.feature(lsp.WORKSPACE_DID_CHANGE_WATCHED_FILES)
