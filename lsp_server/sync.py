@@ -98,16 +98,6 @@ class Snapshot:
             r = self._db.execute("SELECT size, mtime_ns, hash, state FROM files WHERE path=?", (path,)).fetchone()
         return (r[0], r[1], r[2], r[3]) if r else None
 
-    def known(self, paths: list[str]) -> set[str]:
-        """Those of paths that have a row, pending or done."""
-        found: set[str] = set()
-        with self._lock:
-            for start in range(0, len(paths), 500):
-                part = paths[start:start + 500]
-                found.update(r[0] for r in self._db.execute(
-                    f"SELECT path FROM files WHERE path IN ({','.join('?' * len(part))})", part))
-        return found
-
     def ids_of(self, paths: list[str]) -> dict[str, list[str] | None]:
         """For those of paths that have a row: the chunk ids the store may hold, None if unknown."""
         found: dict[str, list[str] | None] = {}
