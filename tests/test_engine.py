@@ -13,7 +13,7 @@ from lsp_server.embedding import EmbeddingCache, EmbeddingError, HashEmbedder
 from lsp_server.index import WorkspaceIndex
 from lsp_server.search import InvalidInput, fuse, merge_overlapping, rrf, search
 from lsp_server.settings import Settings
-from lsp_server.store import Hit
+from lsp_server.store import Hit, StoreError
 from lsp_server.sync import sync_paths, sync_workspace
 
 FIXTURE = Path(__file__).parent / "fixtures" / "workspace"
@@ -372,3 +372,34 @@ def test_embedding_cache_is_keyed_by_model_and_text(tmp_path: Path) -> None:
     reopened = EmbeddingCache(tmp_path / "c.db")
     assert np.array_equal(reopened.get_many("m1", ["c"])[0], vectors[2])
     reopened.close()
+
+
+@pytest.mark.parametrize("fail_at", ["insert", "mark_done"])
+def test_edit_interrupted_between_store_and_snapshot_leaves_nothing_behind(
+        workspace: Path, monkeypatch: pytest.MonkeyPatch, fail_at: str) -> None:
+    """A crash after the old chunks were deleted (or the new ones inserted) but before the
+    snapshot row is done: the next sync must find every chunk by the ids the row names."""
+    from lsp_server.verify import verify
+
+    index = _open(workspace)
+    sync_workspace(index)
+    pipeline = workspace / "src" / "pipeline.py"
+    pipeline.write_text(pipeline.read_text().replace("courier_3", "drone_delivery_3"))
+    target = (index.store._client, "insert") if fail_at == "insert" else (index.snapshot, "mark_done")
+    real = getattr(*target)
+
+    def crash(*args, **kwargs):
+        raise RuntimeError("killed here")
+
+    monkeypatch.setattr(*target, crash)
+    with pytest.raises((RuntimeError, StoreError), match="killed here"):  # the store wraps its failures
+        sync_paths(index, ["src/pipeline.py"])
+    monkeypatch.setattr(*target, real)
+    assert index.snapshot.get("src/pipeline.py")[3] == "pending"
+    pipeline.write_text(pipeline.read_text().replace("drone_delivery_3", "bicycle_3"))  # edited again
+    sync_workspace(index)
+    assert verify(index).ok
+    assert not [r for r in search(index, "courier drone", limit=20, mode="keyword")
+                if "courier_3" in r.content or "drone_delivery_3" in r.content]
+    assert any("bicycle_3" in r.content for r in search(index, "bicycle", limit=5, mode="keyword"))
+    index.close()
