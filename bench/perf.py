@@ -19,6 +19,7 @@ scan of the same vectors, and, for the model, its raw throughput on the same chu
 from __future__ import annotations
 
 import argparse
+import datetime
 import json
 import os
 import secrets
@@ -346,7 +347,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             started = time.perf_counter()
             results.append(run_size(int(target), provider or "hash", work, args, log))
             log(f"   ({time.perf_counter() - started:.0f} s)")
-            report = {"machine": machine(), "sizes": results}
+            report = {"machine": machine(), "date": datetime.date.today().isoformat(), "sizes": results}
             args.out.parent.mkdir(parents=True, exist_ok=True)
             args.out.write_text(json.dumps(report, indent=1))
     finally:
@@ -354,7 +355,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             shutil.rmtree(work, ignore_errors=True)
     plot(results, args.plot)
     log(f"wrote {args.out} and {args.plot}")
-    return {"machine": machine(), "sizes": results}
+    return {"machine": machine(), "date": datetime.date.today().isoformat(), "sizes": results}
 
 
 if __name__ == "__main__":
