@@ -32,10 +32,9 @@ def settings_for(provider: str):
 
 
 def chunk_texts(index: WorkspaceIndex) -> list[str]:
-    """What the model reads for every chunk in the index."""
-    rows = []
-    for path in index.snapshot.all():
-        rows.extend(index.store.chunks_of(path))
+    """What the model reads for every chunk in the index, in path and line order."""
+    rows = sorted(index.store.iter_rows(["path", "start_line", "symbol", "content"]),
+                  key=lambda r: (r["path"], r["start_line"]))
     return [embed_text(r) for r in rows]
 
 

@@ -228,19 +228,23 @@ class Store:
         return self._call(self._client.query, self.collection, filter=f"path in {quote_list([path])}",
                           output_fields=OUTPUT_FIELDS, limit=16_384)
 
-    def iter_ids(self, batch: int = 1000) -> Iterable[tuple[str, str]]:
-        """(id, path) of every row, for verification."""
+    def iter_rows(self, fields: list[str], batch: int = 1000) -> Iterable[dict[str, Any]]:
+        """Every row, one pass over the collection (a filter per file would scan it per file)."""
         iterator = self._client.query_iterator(self.collection, batch_size=batch, filter="",
-                                               output_fields=["id", "path"])
+                                               output_fields=fields)
         try:
             while True:
                 rows = iterator.next()
                 if not rows:
                     break
-                for r in rows:
-                    yield r["id"], r["path"]
+                yield from rows
         finally:
             iterator.close()
+
+    def iter_ids(self, batch: int = 1000) -> Iterable[tuple[str, str]]:
+        """(id, path) of every row, for verification."""
+        for r in self.iter_rows(["id", "path"], batch):
+            yield r["id"], r["path"]
 
     def dense_search(self, vector: np.ndarray, limit: int, expr: str = "") -> list[Hit]:
         expr = f"({expr}) and embedded == true" if expr else "embedded == true"
