@@ -339,7 +339,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     log = lambda s: print(s, flush=True)  # noqa: E731
     log(f"machine: {machine()}")
     work = args.work or Path(tempfile.mkdtemp(prefix="cc-perf-"))
-    results = []
+    results: list[dict[str, Any]] = []
+    report = {"machine": machine(), "date": datetime.date.today().isoformat(), "sizes": results}
     try:
         for spec in args.sizes:
             target, _, provider = spec.partition(":")
@@ -347,15 +348,14 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             started = time.perf_counter()
             results.append(run_size(int(target), provider or "hash", work, args, log))
             log(f"   ({time.perf_counter() - started:.0f} s)")
-            report = {"machine": machine(), "date": datetime.date.today().isoformat(), "sizes": results}
             args.out.parent.mkdir(parents=True, exist_ok=True)
-            args.out.write_text(json.dumps(report, indent=1))
+            args.out.write_text(json.dumps(report, indent=1))  # after each size: a stopped run keeps them
     finally:
         if args.work is None:
             shutil.rmtree(work, ignore_errors=True)
     plot(results, args.plot)
     log(f"wrote {args.out} and {args.plot}")
-    return {"machine": machine(), "date": datetime.date.today().isoformat(), "sizes": results}
+    return report
 
 
 if __name__ == "__main__":

@@ -265,8 +265,9 @@ def write_files(index: WorkspaceIndex, parsed: list[_Parsed], embed_now: bool, s
         # row names their ids: a new file skips the delete, a known one deletes by primary key.
         # Deleting by path costs a scan of the collection in Milvus Lite (150 ms at 20,000).
         old = index.snapshot.ids_of(paths)
-        index.snapshot.mark_pending(paths, {p: None if p in old and old[p] is None else
-                                            sorted(set(old.get(p) or ()) | set(new_ids[p])) for p in paths})
+        # Until the insert is done the store may hold old and new chunks; unknown stays unknown.
+        index.snapshot.mark_pending(paths, {p: None if old.get(p, ()) is None else
+                                            sorted({*old.get(p, ()), *new_ids[p]}) for p in paths})
         index.store.replace(_deletion(old), rows)
         for p in parsed:
             index.symbols.replace_file(p.path, p.symbols)
