@@ -54,9 +54,15 @@ def _interrupt_mid_run(root: Path, env: dict[str, str], out: Path, sig: signal.S
 
     The run prints its summary (unbuffered) only when the sync returns, so an empty stdout
     while the process is stopped means the signal lands mid-run. False when it came too late."""
-    with out.open("w") as stdout:
-        proc = subprocess.Popen([sys.executable, "-m", "lsp_server.cli", "index", str(root)], env=env,
-                                stdout=stdout, stderr=subprocess.PIPE, text=True)
+    # Ctrl-C as from a terminal: a background job (CI) inherits SIGINT ignored, and Python then
+    # leaves it ignored. A handler, unlike SIG_IGN, is reset to the default across exec.
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        with out.open("w") as stdout:
+            proc = subprocess.Popen([sys.executable, "-m", "lsp_server.cli", "index", str(root)], env=env,
+                                    stdout=stdout, stderr=subprocess.PIPE, text=True)
+    finally:
+        signal.signal(signal.SIGINT, previous)
     cache = Path(env["CODE_CONTEXT_CACHE_DIR"])
     deadline = time.monotonic() + 120
     while proc.poll() is None and time.monotonic() < deadline:
