@@ -235,3 +235,28 @@ def tree_rss_kib(pid: int) -> tuple[int, int]:
         total_rss += rss
         total_hwm += hwm
     return total_rss, total_hwm
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process (all its threads), from /proc; 0.0 where unavailable."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def wait_quiet(pid: int, below: float = 0.05, window: float = 1.0, timeout: float = 300) -> float:
+    """Seconds until the process used under `below` of a core over a whole `window`.
+
+    A server that reports idle may still be busy: Milvus Lite compacts segments and builds
+    their HNSW index in a background thread after a bulk insert."""
+    started = time.perf_counter()
+    last = cpu_seconds(pid)
+    while time.perf_counter() - started < timeout:
+        time.sleep(window)
+        now = cpu_seconds(pid)
+        if now - last < below * window:
+            return time.perf_counter() - started - window
+        last = now
+    raise TimeoutError(f"process {pid} still busy after {timeout:.0f} s")

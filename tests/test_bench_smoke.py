@@ -171,10 +171,16 @@ def test_perf_benchmark_smoke(tmp_path: Path) -> None:
     assert 100 <= server["chunks"] <= 1000
     assert server["index_chunks_per_s"] > 0 and server["rss_peak_indexing_mib"] >= server["rss_rest_mib"] * 0.5
     assert all(not math.isnan(server["search_ms"][m]["p95"]) for m in perf.MODES)
+    assert all(server["search_settled_ms"][m]["n"] == 40 for m in perf.MODES) and server["quiet_wait_s"] >= 0
     assert server["save_to_searchable_ms"]["n"] == 2
     assert size["inprocess"]["resync_s"]["changed_files"] == 0
     assert size["inprocess"]["vectors"] == server["chunks"]
     assert (tmp_path / "plot.png").stat().st_size > 10_000
+    from bench import report
+
+    table = report.perf_block(out)
+    warm = f"{server['search_settled_ms']['hybrid']['p50']:.0f} / {server['search_settled_ms']['hybrid']['p95']:.0f}"
+    assert f"| **search hybrid over stdio, warm, ms (p50 / p95)** | {warm} |" in table
 
 
 @pytest.mark.skipif(not quality.server_available(), reason="the language server is not there yet")
