@@ -303,8 +303,8 @@ def plot(results: list[dict[str, Any]], path: Path) -> None:
         label = "bundled model" if provider == "local" else "zero-cost hash embedder"
         marker = "s" if provider == "local" else "o"
         axes[0, 0].plot(x, [r["server"]["index_chunks_per_s"] for r in rows], marker=marker, label=label)
+        warm = [r["server"]["search_settled_ms"] for r in rows]
         for mode, style in zip(MODES, ("--", ":", "-")):
-            warm = [r["server"].get("search_settled_ms", r["server"]["search_ms"]) for r in rows]
             axes[0, 1].plot(x, [w[mode]["p95"] for w in warm], style, marker=marker, label=f"{mode} p95, warm ({label})")
         axes[1, 0].plot(x, [r["server"]["rss_peak_indexing_mib"] for r in rows], "-", marker=marker,
                         label=f"peak, indexing ({label})")
