@@ -18,6 +18,7 @@ import attrs
 import tree_sitter
 
 from . import languages
+from .kinds import SymbolKind
 
 log = logging.getLogger(__name__)
 
@@ -32,14 +33,16 @@ MAX_CONTENT_CHARS = 16_000
 MAX_SPLIT_DEPTH = 64
 PARSE_TIMEOUT_SECONDS = 5.0
 
-# LSP SymbolKind values by keyword in a definition's node type, most specific first.
-_KINDS: tuple[tuple[str, int], ...] = (
-    ("constructor", 9), ("method", 6), ("interface", 11), ("trait", 11), ("protocol", 11),
-    ("enum", 10), ("struct", 23), ("record", 23), ("union", 23), ("impl", 5), ("class", 5),
-    ("object", 19), ("namespace", 3), ("module", 2), ("mod_item", 2), ("type_alias", 26),
-    ("type_item", 26), ("type_declaration", 26), ("function", 12), ("func", 12), ("fn", 12),
-    ("macro", 12), ("singleton_method", 6),
-)
+# SymbolKind by keyword in a definition's node type, most specific first.
+_K = SymbolKind
+_KINDS: tuple[tuple[str, int], ...] = tuple((word, int(kind)) for word, kind in (
+    ("constructor", _K.Constructor), ("method", _K.Method), ("interface", _K.Interface), ("trait", _K.Interface),
+    ("protocol", _K.Interface), ("enum", _K.Enum), ("struct", _K.Struct), ("record", _K.Struct),
+    ("union", _K.Struct), ("impl", _K.Class), ("class", _K.Class), ("object", _K.Object),
+    ("namespace", _K.Namespace), ("module", _K.Module), ("mod_item", _K.Module), ("type_alias", _K.TypeParameter),
+    ("type_item", _K.TypeParameter), ("type_declaration", _K.TypeParameter), ("function", _K.Function),
+    ("func", _K.Function), ("fn", _K.Function), ("macro", _K.Function), ("singleton_method", _K.Method),
+))
 _DEF_TYPES = frozenset({
     # python
     "function_definition", "class_definition", "decorated_definition",
@@ -203,7 +206,7 @@ def _definition(node: tree_sitter.Node) -> tuple[str, int | None] | None:
         if name:
             kind = _kind(inner.type)
             if inner.type == "lexical_declaration":
-                kind = 12
+                kind = int(SymbolKind.Function)
             return name, kind
     return None
 
@@ -248,7 +251,7 @@ class _Chunker:
                 definition = next((d for d in map(_definition, unit.nodes) if d), None)
             if definition:
                 unit.symbol = ".".join([*container, definition[0]])
-                unit.kind = 6 if in_type and definition[1] == 12 else definition[1]
+                unit.kind = int(SymbolKind.Method) if in_type and definition[1] == SymbolKind.Function else definition[1]
                 unit.defs = 1 if unit.size >= SMALL_DEF_CHARS else 0
             elif container:
                 unit.symbol = ".".join(container)

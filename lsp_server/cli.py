@@ -13,10 +13,15 @@ import os
 import sys
 import time
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
+from . import protocol, query
 from . import settings as settings_mod
-from .settings import MODES, Settings
+from .query import InvalidInput
+from .settings import Settings
+
+if TYPE_CHECKING:
+    from .shared_folder import SharedFolder
 
 # Settings reachable from flags and CODE_CONTEXT_* variables: flag -> (section, key).
 SETTING_FLAGS: dict[str, tuple[str, str]] = {
@@ -162,61 +167,106 @@ class _ProgressBar:
             sys.stderr.flush()
 
 
-def _open(args: argparse.Namespace):
-    from .index import WorkspaceIndex
+class Failure(Exception):
+    """A failure to report in one line with exit code 1 (a store, a provider, an owner)."""
 
-    return WorkspaceIndex(_folder(args.path), settings_from(args))
+
+def _shared(args: argparse.Namespace, warm: bool = True) -> SharedFolder:
+    """The folder as this command sees it: forwarded to the process that owns its index, or
+    opened here (and served to others while the command runs) when nobody does."""
+    from .shared_folder import SharedFolder
+
+    shared = SharedFolder(_folder(args.path), settings_from(args), "cli", warm=warm, on_owned=lambda host: None)
+    shared.start()
+    if shared.error:
+        shared.close()
+        raise Failure(shared.error)
+    return shared
+
+
+def _owner_line(status: protocol.FolderStatus) -> str:
+    owner = status.owner
+    if owner is None:
+        return "owner:      none"
+    clients = ", ".join(f"{c.face} {c.process_id}" for c in owner.clients) or "none"
+    here = " (this command)" if owner.process_id == os.getpid() else ""
+    return f"owner:      process {owner.process_id} ({owner.face}){here}; followers: {clients}"
 
 
 def cmd_index(args: argparse.Namespace) -> int:
     from .sync import sync_workspace
 
-    index = _open(args)
+    shared = _shared(args)
     bar = _ProgressBar()
     try:
-        stats = sync_workspace(index, progress=bar, force=args.force)
-    except KeyboardInterrupt:
-        bar.close()
-        print("interrupted: the next run completes the index", file=sys.stderr)
-        return 130
+        if shared.host is None:  # another process owns the folder: it indexes, we watch
+            return _index_remotely(shared, args, bar)
+        host = shared.host
+        host.syncing = True  # a follower's reindex waits for this one
+        try:
+            stats = sync_workspace(host.index, progress=bar, force=args.force)
+        except KeyboardInterrupt:
+            bar.close()
+            print("interrupted: the next run completes the index", file=sys.stderr)
+            return 130
+        finally:
+            host.syncing = False
+            bar.close()
+        print(f"files: {stats.files}  chunks: {host.index.store.count()}  changed files: {stats.changed_files}  "
+              f"deleted files: {stats.deleted_files}  embedded this run: {stats.embedded}  "
+              f"from cache: {stats.cached}  skipped: {len(stats.skipped)}  seconds: {stats.seconds:.2f}")
+        if stats.pending:
+            print(f"pending: {stats.pending} chunks wait for embedding (keyword search covers them)")
+        if args.verbose:
+            for path, reason in sorted(stats.skipped.items()):
+                print(f"skipped {path}: {reason}", file=sys.stderr)
+        if stats.error:
+            print(f"error: {stats.error}", file=sys.stderr)
+            return 1
+        return 0
     finally:
-        bar.close()
-    print(f"files: {stats.files}  chunks: {index.store.count()}  changed files: {stats.changed_files}  "
-          f"deleted files: {stats.deleted_files}  embedded this run: {stats.embedded}  "
-          f"from cache: {stats.cached}  skipped: {len(stats.skipped)}  seconds: {stats.seconds:.2f}")
-    if stats.pending:
-        print(f"pending: {stats.pending} chunks wait for embedding (keyword search covers them)")
-    if args.verbose:
-        for path, reason in sorted(stats.skipped.items()):
-            print(f"skipped {path}: {reason}", file=sys.stderr)
-    if stats.error:
-        print(f"error: {stats.error}", file=sys.stderr)
+        shared.close()
+
+
+def _index_remotely(shared: SharedFolder, args: argparse.Namespace, bar: _ProgressBar) -> int:
+    """Ask the owner to sync (unless it already does) and follow its status until it is idle."""
+    started = time.monotonic()
+    shared.reindex(force=args.force)
+    while True:
+        status = shared.status()
+        bar(status.indexed_files, max(status.files, 1), f"indexing by process {status.owner.process_id}"
+            if status.owner else "indexing")
+        if status.state != "indexing":
+            break
+        time.sleep(0.2)
+    bar.close()
+    print(f"files: {status.files}  chunks: {status.chunks}  pending: {status.pending_chunks}  "
+          f"seconds: {time.monotonic() - started:.2f}  (indexed by process "
+          f"{status.owner.process_id if status.owner else '?'}, which owns this folder)")
+    if status.last_error:
+        print(f"error: {status.last_error}", file=sys.stderr)
         return 1
     return 0
 
 
 def cmd_search(args: argparse.Namespace) -> int:
-    from .search import InvalidInput, globs, search, validate
-    from .sync import sync_workspace
-
     settings = settings_from(args)
-    limit = args.limit if args.limit is not None else settings.search.limit
-    mode = args.mode or settings.search.mode
+    q = query.make(args.query, args.limit if args.limit is not None else settings.search.limit,
+                   args.mode or settings.search.mode, args.include, args.exclude, args.language,
+                   names={"include": "--include", "exclude": "--exclude"})
+    shared = _shared(args)
     try:
-        validate(args.query, limit, mode)
-        globs("--include", args.include)
-        globs("--exclude", args.exclude)
-    except InvalidInput as exc:
-        raise UsageError(str(exc)) from None
-    index = _open(args)
-    if not args.no_sync:
-        stats = sync_workspace(index)
-        if stats.error:
-            print(f"warning: {stats.error}", file=sys.stderr)
-    started = time.perf_counter()
-    results = search(index, args.query, limit=limit, mode=mode, include=args.include,
-                     exclude=args.exclude, languages=args.language)
-    elapsed = time.perf_counter() - started
+        if shared.host is not None and not args.no_sync:  # a forwarded search is already fresh
+            from .sync import sync_workspace
+
+            stats = sync_workspace(shared.host.index)
+            if stats.error:
+                print(f"warning: {stats.error}", file=sys.stderr)
+        started = time.perf_counter()
+        results, _partial = shared.search(q)
+        elapsed = time.perf_counter() - started
+    finally:
+        shared.close()
     for r in results:
         if args.json:
             print(json.dumps({"path": r.path, "start_line": r.start_line, "end_line": r.end_line,
@@ -234,47 +284,73 @@ def cmd_search(args: argparse.Namespace) -> int:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    index = _open(args)
-    info = index.status()
+    from .locations import index_dir_for
+
+    shared = _shared(args, warm=False)
+    try:
+        status = shared.status()
+    finally:
+        shared.close()
     if args.json:
-        print(json.dumps(info, indent=2))
+        print(json.dumps({**protocol.unstructure(status), "root": str(shared.root),
+                          "indexDir": str(index_dir_for(shared.root))}, indent=2))
         return 0
-    emb = info["embedding"]
-    print(f"workspace:  {info['root']}")
-    print(f"files:      {info['indexedFiles']} indexed")
-    print(f"chunks:     {info['chunks']} ({info['pendingChunks']} waiting for vectors)")
-    print(f"symbols:    {info['symbols']}")
-    print(f"embedding:  {emb['provider']} {emb['model']} ({emb.get('dimension')} dimensions)")
-    print(f"store:      {info['store']['uri']}")
-    print(f"index dir:  {info['indexDir']}")
-    if info.get("lastError"):
-        print(f"last error: {info['lastError']}")
+    emb = status.embedding
+    print(f"workspace:  {shared.root}")
+    print(f"state:      {status.state}")
+    print(f"files:      {status.indexed_files} indexed")
+    print(f"chunks:     {status.chunks} ({status.pending_chunks} waiting for vectors)")
+    print(f"embedding:  {emb.provider} {emb.model} ({emb.dimension} dimensions)")
+    print(f"store:      {status.store.uri}")
+    print(f"index dir:  {index_dir_for(shared.root)}")
+    print(_owner_line(status))
+    if status.last_error:
+        print(f"last error: {status.last_error}")
     return 0
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
-    from .sync import sync_workspace
-    from .verify import verify
+    shared = _shared(args, warm=False)
+    try:
+        if shared.host is None:
+            answer = shared.remote.verify() if shared.remote is not None else None
+            assert answer is not None
+            files, chunks = answer.files, answer.chunks
+            found = {"missing": answer.missing, "extra": answer.extra, "duplicate": answer.duplicates}
+            orphans = answer.symbol_orphans
+        else:
+            from .sync import sync_workspace
+            from .verify import verify
 
-    index = _open(args)
-    if not args.no_sync:
-        sync_workspace(index)
-    diff = verify(index)
-    for label, items in (("missing", diff.missing), ("extra", diff.extra), ("duplicate", diff.duplicates)):
-        for path, chunk in items[:50]:
+            if not args.no_sync:
+                sync_workspace(shared.host.index)
+            diff = verify(shared.host.index)
+            files, chunks = diff.files, diff.chunks
+            found = {"missing": [f"{p} {c}" for p, c in diff.missing], "extra": [f"{p} {c}" for p, c in diff.extra],
+                     "duplicate": [f"{p} {c}" for p, c in diff.duplicates]}
+            orphans = diff.symbol_orphans
+    finally:
+        shared.close()
+    for label, items in found.items():
+        for item in items[:50]:
+            path, _, chunk = item.rpartition(" ")
             print(f"{label}: {path} chunk {chunk}")
-    for path in diff.symbol_orphans[:50]:
+    for path in orphans[:50]:
         print(f"orphan symbols: {path}")
-    print(f"{diff.files} files, {diff.chunks} chunks: " + ("index matches the files" if diff.ok else
-          f"{len(diff.missing)} missing, {len(diff.extra)} extra, {len(diff.duplicates)} duplicated, "
-          f"{len(diff.symbol_orphans)} files with orphan symbols"))
-    return 0 if diff.ok else 1
+    ok = not (orphans or any(found.values()))
+    print(f"{files} files, {chunks} chunks: " + ("index matches the files" if ok else
+          f"{len(found['missing'])} missing, {len(found['extra'])} extra, {len(found['duplicate'])} duplicated, "
+          f"{len(orphans)} files with orphan symbols"))
+    return 0 if ok else 1
 
 
 def cmd_clear(args: argparse.Namespace) -> int:
-    index = _open(args)
-    index.clear()
-    print(f"cleared the index of {index.root}")
+    shared = _shared(args, warm=False)
+    try:
+        shared.clear()
+    finally:
+        shared.close()
+    print(f"cleared the index of {shared.root}")
     return 0
 
 
@@ -295,19 +371,28 @@ def main(argv: list[str] | None = None) -> int:
         logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, stream=sys.stderr,
                             format="%(levelname)s %(name)s: %(message)s")
         return COMMANDS[args.command](args)
-    except UsageError as exc:
+    except (UsageError, InvalidInput) as exc:
         print(f"code-context: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130
-    except Exception as exc:  # one line, not a traceback, for failures we did not foresee
-        from .embedding import EmbeddingError
-        from .store import StoreError
-
-        if isinstance(exc, (StoreError, EmbeddingError)):
+    except Exception as exc:  # one line, not a traceback, for failures we foresee
+        if _foreseen(exc):
             print(f"code-context: error: {exc}", file=sys.stderr)
             return 1
         raise
+
+
+def _foreseen(exc: Exception) -> bool:
+    """A store, provider or owner failure. Their modules are only imported (pymilvus, torch)
+    when this command got as far as using them, so only those that are loaded are asked."""
+    from .shared_folder import FolderUnavailable
+
+    kinds: list[type[Exception]] = [Failure, FolderUnavailable]
+    for module, name in (("lsp_server.store", "StoreError"), ("lsp_server.embedding", "EmbeddingError")):
+        if (loaded := sys.modules.get(module)) is not None:
+            kinds.append(getattr(loaded, name))
+    return isinstance(exc, tuple(kinds))
 
 
 if __name__ == "__main__":

@@ -21,11 +21,10 @@ from typing import Protocol
 import numpy as np
 
 from . import tokens
-from .settings import EmbeddingSettings
+from .settings import DEFAULT_LOCAL_MODEL, EmbeddingSettings
 
 log = logging.getLogger(__name__)
 
-DEFAULT_LOCAL_MODEL = "all-MiniLM-L6-v2"
 # Known without loading the model, so a store can be opened and keyword-indexed at once.
 KNOWN_DIMENSIONS = {DEFAULT_LOCAL_MODEL: 384, f"sentence-transformers/{DEFAULT_LOCAL_MODEL}": 384}
 

@@ -20,10 +20,10 @@ from pathlib import Path
 from typing import Any
 
 import attrs
-import platformdirs
 
 from . import store as store_mod
 from .embedding import Embedder, EmbeddingCache, create_embedder, model_key
+from .locations import index_dir_for, private_dir
 from .settings import Settings
 from .store import Store, StoreError, StoreLocked
 from .symbols import SymbolIndex
@@ -34,21 +34,6 @@ log = logging.getLogger(__name__)
 # After the store failed to open, status within this many seconds reports the same error
 # instead of trying again (clients poll status; syncs and searches always try).
 STORE_RETRY_SECONDS = 2.0
-
-
-def cache_root() -> Path:
-    """Where indexes live: $CODE_CONTEXT_CACHE_DIR, else the platform's user cache directory."""
-    override = os.environ.get("CODE_CONTEXT_CACHE_DIR")
-    return Path(override) if override else Path(platformdirs.user_cache_dir("code-context"))
-
-
-def workspace_key(root: Path) -> str:
-    return hashlib.sha256(str(root).encode("utf-8", "surrogatepass")).hexdigest()[:16]
-
-
-def index_dir_for(root: Path) -> Path:
-    safe = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in root.name)[:40] or "root"
-    return cache_root() / "workspaces" / f"{safe}-{workspace_key(root)}"
 
 
 def collection_name(root: Path, embedder_key: str) -> str:
@@ -75,7 +60,7 @@ class WorkspaceIndex:
         self.root = root.resolve()
         self.settings = settings
         self.dir = index_dir_for(self.root)
-        self.dir.mkdir(parents=True, exist_ok=True)
+        private_dir(self.dir)
         self.embedder = embedder or create_embedder(settings.embedding)
         self.state = IndexState()
         # What went wrong with the index on disk and was repaired, for the user to be told.
@@ -128,7 +113,7 @@ class WorkspaceIndex:
             self.snapshot.close()
             self.cache.close()
             self.symbols.close()
-            self.dir.mkdir(parents=True, exist_ok=True)
+            private_dir(self.dir)
             self._open_state()
             self._write_meta()
         self._notice(f"the index directory {self.dir} was deleted while in use; it is rebuilt")

@@ -14,9 +14,8 @@ import attrs
 import cattrs
 from cattrs.errors import ClassValidationError
 from cattrs.gen import make_dict_structure_fn, make_dict_unstructure_fn, override
-from pygls.protocol.json_rpc import MsgId
 
-from .search import InvalidInput
+from .query import InvalidInput
 from .settings import camel
 
 SEARCH = "codeContext/search"
@@ -25,19 +24,13 @@ STATUS = "codeContext/status"
 REINDEX = "codeContext/reindex"
 CLEAR_INDEX = "codeContext/clearIndex"
 METHODS = frozenset({SEARCH, SIMILAR, STATUS, REINDEX, CLEAR_INDEX})
+# Spoken only on a folder owner's socket (docs/protocol.md, "Sharing one index"): a follower
+# introduces itself, forwards its editor's file events, and asks for a verification.
+ATTACH = "codeContext/attach"
+DID_CHANGE_FILES = "codeContext/didChangeFiles"
+VERIFY = "codeContext/verify"
 
 T = TypeVar("T")
-
-
-@attrs.define
-class RawRequest:
-    """How a codeContext/* request is read off the wire: params stay plain JSON.
-    pygls would turn unknown params into namedtuples, losing keys like `type_name`."""
-
-    id: MsgId
-    method: str
-    jsonrpc: str
-    params: Any = None
 
 
 @attrs.frozen
@@ -125,6 +118,21 @@ class StoreInfo:
 
 
 @attrs.frozen
+class Peer:
+    """A process on a folder: its owner, or a follower attached to the owner's socket."""
+
+    process_id: int
+    face: str  # lsp | cli | mcp
+
+
+@attrs.frozen
+class OwnerInfo:
+    process_id: int
+    face: str
+    clients: list[Peer]
+
+
+@attrs.frozen
 class FolderStatus:
     uri: str
     state: str  # idle | indexing | error
@@ -135,6 +143,7 @@ class FolderStatus:
     embedding: EmbeddingInfo
     store: StoreInfo
     last_error: str | None = None
+    owner: OwnerInfo | None = None
 
 
 @attrs.frozen
@@ -150,6 +159,52 @@ class ReindexResponse:
 @attrs.frozen
 class ClearIndexResponse:
     pass
+
+
+@attrs.frozen
+class Identity:
+    """What decides which index a process would read: two that differ must not share one."""
+
+    provider: str
+    model: str
+    dimensions: int | None = None
+    base_url: str | None = None
+    store_uri: str | None = None
+
+
+@attrs.frozen
+class AttachParams:
+    process_id: int
+    face: str
+    identity: Identity
+
+
+@attrs.frozen
+class AttachResponse:
+    process_id: int
+    face: str
+    root: str  # the folder's resolved path: result URIs are built on it
+    identity: Identity
+
+
+@attrs.frozen
+class DidChangeFilesParams:
+    paths: list[str]  # relative to the folder, posix
+
+
+@attrs.frozen
+class VerifyParams:
+    sync: bool | None = None
+
+
+@attrs.frozen
+class VerifyResponse:
+    files: int
+    chunks: int
+    missing: list[str]
+    extra: list[str]
+    duplicates: list[str]
+    symbol_orphans: list[str]
 
 
 _EXPECTED = {str: "a string", int: "an integer", float: "a number", bool: "a boolean"}

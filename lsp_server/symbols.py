@@ -30,9 +30,9 @@ from typing import Any
 import attrs
 import numpy as np
 import tree_sitter
-from lsprotocol import types as lsp
 
 from . import languages
+from .kinds import SymbolKind
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +49,7 @@ MAX_OUTLINE_DEPTH = 64
 MAX_WORD_QUERY = 48
 _LETTERS = MAX_WORD_QUERY + 1  # radix of a word-start match's rank: untouched words, then letters
 
-_K = lsp.SymbolKind
+_K = SymbolKind
 _TAG_KINDS: dict[str, int] = {
     "function": _K.Function, "method": _K.Method, "class": _K.Class, "interface": _K.Interface,
     "module": _K.Module, "namespace": _K.Namespace, "constant": _K.Constant, "type": _K.TypeParameter,
@@ -127,7 +127,7 @@ class Symbol:
     """One definition. Path-less: the index keeps the path once per file."""
 
     name: str
-    kind: int  # lsprotocol.types.SymbolKind value
+    kind: int  # a SymbolKind value
     container: str | None  # dotted names of the enclosing definitions, e.g. "Outer.Inner"
     range: Range  # the whole definition
     selection_range: Range  # its name
@@ -357,46 +357,6 @@ def _nest(defs: list[_Def], language: str) -> list[Symbol]:
         assert d.rng is not None and d.sel is not None
         out.append(Symbol(d.name, int(kind), ".".join(path) or None, d.rng, d.sel))
     return out
-
-
-# ---------------------------------------------------------------------------------------
-# outline
-
-
-def _contains(outer: Range, inner: Range) -> bool:
-    return outer != inner and outer[:2] <= inner[:2] and inner[2:] <= outer[2:]
-
-
-def _lsp_range(r: Range) -> lsp.Range:
-    return lsp.Range(lsp.Position(r[0], r[1]), lsp.Position(r[2], r[3]))
-
-
-def _symbol_kind(kind: int) -> lsp.SymbolKind:
-    try:
-        return lsp.SymbolKind(kind)
-    except ValueError:
-        return lsp.SymbolKind.Variable
-
-
-def document_symbols(symbols: list[Symbol]) -> list[lsp.DocumentSymbol]:
-    """The outline for textDocument/documentSymbol: children by range containment."""
-    roots: list[lsp.DocumentSymbol] = []
-    stack: list[tuple[Symbol, lsp.DocumentSymbol]] = []
-    for sym in sorted(symbols, key=lambda s: (s.range[:2], (-s.range[2], -s.range[3]))):
-        while stack and not _contains(stack[-1][0].range, sym.range):
-            stack.pop()
-        node = lsp.DocumentSymbol(name=sym.name, kind=_symbol_kind(sym.kind), range=_lsp_range(sym.range),
-                                  selection_range=_lsp_range(sym.selection_range))
-        if not stack:
-            roots.append(node)
-        else:
-            parent = stack[-1][1]
-            if parent.children is None:
-                parent.children = []
-            parent.children.append(node)
-        if len(stack) < MAX_OUTLINE_DEPTH - 1:
-            stack.append((sym, node))
-    return roots
 
 
 # ---------------------------------------------------------------------------------------

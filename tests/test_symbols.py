@@ -13,7 +13,8 @@ import pytest
 from lsprotocol import types as lsp
 
 from lsp_server import languages, symbols
-from lsp_server.symbols import Symbol, SymbolIndex, document_symbols, extract
+from lsp_server.symbols import Symbol, SymbolIndex, extract
+from lsp_server.wire import document_symbols
 
 K = lsp.SymbolKind
 
