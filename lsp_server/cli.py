@@ -98,6 +98,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("path")
     _add_settings_flags(p)
 
+    p = sub.add_parser("mcp", help="run the MCP server for coding agents on stdio, for one folder")
+    p.add_argument("path", nargs="?", default=".", help="the folder (default: the current directory)")
+    _add_settings_flags(p)
+
     p = sub.add_parser("serve", help="run the language server (stdio by default)")
     add_serve_arguments(p)
     return parser
@@ -354,6 +358,12 @@ def cmd_clear(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_mcp(args: argparse.Namespace) -> int:
+    from .mcp_server import run
+
+    return run(_folder(args.path), settings_from(args))
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     from .server import serve
 
@@ -361,8 +371,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 COMMANDS = {"index": cmd_index, "search": cmd_search, "status": cmd_status, "verify": cmd_verify,
-            "clear": cmd_clear,
-            "serve": cmd_serve}
+            "clear": cmd_clear, "mcp": cmd_mcp, "serve": cmd_serve}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -485,37 +485,6 @@ def test_server_killed_during_indexing_and_updates_recovers_exactly(tmp_path: Pa
 # -- store faults ----------------------------------------------------------------------------
 
 
-def test_second_server_on_a_locked_store_reports_it_and_serves_symbols(tmp_path: Path) -> None:
-    root = tmp_path / "ws"
-    shutil.copytree(FIXTURE, root)
-    cache = tmp_path / "cache"
-    first = RawServer([root], cache_dir=cache)
-    try:
-        assert first.wait_idle()[0]["chunks"] > 0
-        with RawServer([root], cache_dir=cache) as second:
-            folder = wait_for(lambda: (f := second.status()[0])["state"] == "error" and f, what="error state")
-            assert "in use by another process" in folder["lastError"]
-            assert f"pid {first.proc.pid}" in folder["lastError"]
-            shown = wait_for(lambda: [m for m in second.messages() if "in use by another process" in m],
-                             timeout=10, what="window/showMessage")
-            assert shown
-            symbols = second.request("workspace/symbol", {"query": "fetch_with_retry"})
-            assert symbols and symbols[0]["name"] == "fetch_with_retry"
-            answer = second.call("codeContext/search", {"query": "retry"})
-            assert "result" in answer or "in use by another process" in answer["error"]["message"]
-            # The first keeps working, and its store was not touched by the second.
-            assert first.search("fetch with retry")["results"]
-            first.shutdown()
-            # Once the first is gone, the second takes the store over on the next sync.
-            second.request("codeContext/reindex", {})
-            folder = second.wait_idle()[0]
-            assert folder["state"] == "idle" and "lastError" not in folder
-            assert second.search("fetch with retry")["results"]
-    finally:
-        first.shutdown()
-    verified(root, cache)
-
-
 DAMAGES = ["delete_store", "garble_store", "garble_state", "delete_dir"]
 
 
