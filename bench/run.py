@@ -3,7 +3,7 @@ then workspace/symbol on the stdlib (bench/results/symbols.json; its section of 
 written by hand).
 
 Each part is also runnable alone (bench.quality, bench.perf, bench.indexing, bench.report,
-bench.symbols).
+bench.symbols, bench.faces).
 Everything runs on a fresh cache: no vector, index or result from an earlier run is reused.
 
     .venv/bin/python -m bench.run [--quick] [--skip-quality] [--skip-perf] [--skip-symbols] [--sizes ...]
@@ -19,7 +19,7 @@ import datetime
 import json
 import time
 
-from bench import perf, provider, quality, report, symbols
+from bench import faces, perf, provider, quality, report, symbols
 from bench.common import machine
 
 
@@ -30,6 +30,7 @@ def main() -> None:
     ap.add_argument("--skip-perf", action="store_true")
     ap.add_argument("--skip-symbols", action="store_true")
     ap.add_argument("--skip-provider", action="store_true")
+    ap.add_argument("--skip-faces", action="store_true")
     ap.add_argument("--sizes", nargs="+", help="for bench.perf, e.g. 2000:local 20000:hash")
     args = ap.parse_args()
     log = lambda s: print(s, flush=True)  # noqa: E731
@@ -56,6 +57,9 @@ def main() -> None:
     if not args.skip_provider:
         log("== remote provider throughput (bench.provider)")
         provider.main(["--runs", "1"] if args.quick else [])
+    if not args.skip_faces:
+        log("== faces: CLI cold and forwarded, MCP beside the language server (bench.faces)")
+        faces.main(["--provider", "hash", "--runs", "5", "--queries", "20"] if args.quick else [])
     log(f"done in {(time.perf_counter() - started) / 60:.0f} min; docs/BENCHMARKS.md updated")
 
 

@@ -177,3 +177,20 @@ def probe_as_nobody(sock_path: Path) -> str:
     out = subprocess.run(["/usr/bin/python3", "-c", probe, str(sock_path)], capture_output=True, text=True,
                          timeout=30, user=65534, cwd="/")
     return out.stdout.strip()
+
+
+def test_forwarded_cli_loads_no_model_and_no_store(tmp_path: Path) -> None:
+    root, cache = workspace(tmp_path)
+    heavy = ("torch", "sentence_transformers", "pymilvus", "milvus_lite", "transformers")
+    probe = ("import sys\nfrom lsp_server import cli\n"
+             f"rc = cli.main(['search', {str(root)!r}, 'fetch with retry', '--json'])\n"
+             f"print('LOADED', sorted({{m.split('.')[0] for m in sys.modules}} & set({heavy!r})), rc, file=sys.stderr)\n")
+    env = {**os.environ, "CODE_CONTEXT_CACHE_DIR": str(cache), "CODE_CONTEXT_PROVIDER": "hash"}
+    with RawServer([root], cache_dir=cache) as server:
+        server.wait_idle()
+        out = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True, timeout=120)
+        assert "LOADED [] 0" in out.stderr, out.stderr
+        assert json.loads(out.stdout.splitlines()[0])["path"] == "src/http_client.py"
+    # Without an owner the same command loads the engine (the probe can tell the difference).
+    out = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True, timeout=300)
+    assert "'pymilvus'" in out.stderr and out.stderr.rstrip().endswith("0"), out.stderr
