@@ -21,7 +21,7 @@ from typing import Protocol
 import numpy as np
 
 from . import tokens
-from .settings import DEFAULT_LOCAL_MODEL, EmbeddingSettings
+from .settings import DEFAULT_LOCAL_MODEL
 
 log = logging.getLogger(__name__)
 
@@ -176,18 +176,6 @@ class HashEmbedder:
 
     def describe(self) -> dict[str, object]:
         return {"provider": self.provider, "model": self.model, "dimension": self._dimension}
-
-
-def create_embedder(settings: EmbeddingSettings) -> Embedder:
-    if settings.provider == "local":
-        return LocalEmbedder(settings.model, settings.batch_size)
-    if settings.provider == "hash":
-        return HashEmbedder(settings.dimensions or 256)
-    if settings.provider == "openai":
-        from .openai_provider import OpenAIEmbedder
-
-        return OpenAIEmbedder(settings)
-    raise ValueError(f"unknown embedding provider {settings.provider!r}")
 
 
 def model_key(embedder: Embedder) -> str:

@@ -22,7 +22,8 @@ from typing import Any
 import attrs
 
 from . import store as store_mod
-from .embedding import Embedder, EmbeddingCache, create_embedder, model_key
+from .embedders import create_embedder
+from .embedding import Embedder, EmbeddingCache, model_key
 from .locations import index_dir_for, private_dir
 from .settings import Settings
 from .store import Store, StoreError, StoreLocked

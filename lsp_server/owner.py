@@ -201,14 +201,14 @@ class OwnerServer:
         if not text.strip():
             return []
         hits = self.host().symbols(text)
-        return wire.lsp_json([wire.workspace_symbol(self._uri_of, path, sym) for path, sym, _ in hits])
+        return [wire.workspace_symbol(self._uri_of, path, sym) for path, sym, _ in hits]
 
     def _document_symbol(self, raw: Any) -> Any:
         doc = raw.get("textDocument") if isinstance(raw, dict) else None
         uri = doc.get("uri") if isinstance(doc, dict) else None
         if not isinstance(uri, str):
             raise InvalidInput("textDocument.uri", "must be a string")
-        return wire.lsp_json(wire.document_symbols(self.host().outline(self.relative(uri))))
+        return wire.document_symbols(self.host().outline(self.relative(uri)))
 
     def relative(self, uri: str) -> str:
         """The folder-relative path of a file URI; symlinks and `..` cannot leave the folder."""

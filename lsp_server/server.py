@@ -245,7 +245,7 @@ def _status(ls: CodeContextServer, folder: Folder) -> protocol.FolderStatus:
                                  protocol.StoreInfo(ls.settings.store.uri or ""), error)
 
 
-def _workspace_symbols(folders: list[Folder], text: str) -> list[lsp.WorkspaceSymbol]:
+def _workspace_symbols(folders: list[Folder], text: str) -> list[dict[str, Any]]:
     hits = []
     for folder in folders:
         shared = _opened(folder)
@@ -496,14 +496,15 @@ def did_change_watched_files(ls: CodeContextServer, params: lsp.DidChangeWatched
 
 
 @SERVER.feature(lsp.WORKSPACE_SYMBOL)
-async def workspace_symbol(ls: CodeContextServer, params: lsp.WorkspaceSymbolParams) -> list[lsp.WorkspaceSymbol]:
+async def workspace_symbol(ls: CodeContextServer, params: lsp.WorkspaceSymbolParams) -> list[dict[str, Any]]:
+    """Answered as JSON (wire.py): the same lines build a follower's answer on the owner's socket."""
     if not params.query.strip():
         return []
     return await asyncio.to_thread(_workspace_symbols, list(ls.folders.values()), params.query)
 
 
 @SERVER.feature(lsp.TEXT_DOCUMENT_DOCUMENT_SYMBOL)
-async def document_symbol(ls: CodeContextServer, params: lsp.DocumentSymbolParams) -> list[lsp.DocumentSymbol]:
+async def document_symbol(ls: CodeContextServer, params: lsp.DocumentSymbolParams) -> list[dict[str, Any]]:
     """The outline as last indexed (saved content)."""
     found = _locate(ls, params.text_document.uri)
     if found is None or found[0].shared is None or not found[0].opened.is_set():

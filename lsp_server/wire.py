@@ -1,8 +1,9 @@
 """Engine values as protocol values: the one place that knows both.
 
-The language server, the owner's socket and the MCP server answer from the same engine
-types (``Result``, ``Symbol``, the status dict); this module turns them into the JSON
-shapes of docs/protocol.md and LSP's own types.
+The language server and the owner's socket answer from the same engine types (``Result``,
+``Symbol``, the status dict); this module turns them into the JSON shapes of
+docs/protocol.md and of LSP's WorkspaceSymbol and DocumentSymbol, without the protocol
+library, so the socket's answers and the editor's are built by the same lines.
 """
 
 from __future__ import annotations
@@ -10,16 +11,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from lsprotocol import types as lsp
-from lsprotocol.converters import get_converter
-
 from . import protocol
+from .kinds import SymbolKind
 from .query import Result
 from .symbols import MAX_OUTLINE_DEPTH, Symbol
 
 UriOf = Callable[[str], str]  # a folder-relative path -> the URI a client knows it by
-
-_lsp_converter = get_converter()
 
 
 def search_result(uri_of: UriOf, r: Result) -> protocol.SearchResult:
@@ -42,38 +39,37 @@ def folder_status(uri: str, info: dict[str, Any], owner: protocol.OwnerInfo | No
         protocol.StoreInfo(info["store"]["uri"]), info.get("lastError"), owner)
 
 
-def _range(r: tuple[int, int, int, int]) -> lsp.Range:
-    return lsp.Range(lsp.Position(r[0], r[1]), lsp.Position(r[2], r[3]))
+def _range(r: tuple[int, int, int, int]) -> dict[str, Any]:
+    return {"start": {"line": r[0], "character": r[1]}, "end": {"line": r[2], "character": r[3]}}
 
 
-def _kind(kind: int) -> lsp.SymbolKind:
-    try:
-        return lsp.SymbolKind(kind)
-    except ValueError:
-        return lsp.SymbolKind.Variable
+def _kind(kind: int) -> int:
+    return kind if 1 <= kind <= max(SymbolKind) else int(SymbolKind.Variable)
 
 
-def workspace_symbol(uri_of: UriOf, path: str, sym: Symbol) -> lsp.WorkspaceSymbol:
-    location = lsp.Location(uri_of(path), _range(sym.range))
-    return lsp.WorkspaceSymbol(name=sym.name, kind=_kind(sym.kind), location=location, container_name=sym.container)
+def workspace_symbol(uri_of: UriOf, path: str, sym: Symbol) -> dict[str, Any]:
+    """An LSP WorkspaceSymbol, as JSON."""
+    out: dict[str, Any] = {"name": sym.name, "kind": _kind(sym.kind),
+                           "location": {"uri": uri_of(path), "range": _range(sym.range)}}
+    if sym.container:
+        out["containerName"] = sym.container
+    return out
 
 
-def document_symbols(symbols: list[Symbol]) -> list[lsp.DocumentSymbol]:
-    """The outline for textDocument/documentSymbol: children by range containment."""
-    roots: list[lsp.DocumentSymbol] = []
-    stack: list[tuple[Symbol, lsp.DocumentSymbol]] = []
+def document_symbols(symbols: list[Symbol]) -> list[dict[str, Any]]:
+    """The outline for textDocument/documentSymbol (LSP DocumentSymbol JSON): children by
+    range containment."""
+    roots: list[dict[str, Any]] = []
+    stack: list[tuple[Symbol, dict[str, Any]]] = []
     for sym in sorted(symbols, key=lambda s: (s.range[:2], (-s.range[2], -s.range[3]))):
         while stack and not _contains(stack[-1][0].range, sym.range):
             stack.pop()
-        node = lsp.DocumentSymbol(name=sym.name, kind=_kind(sym.kind), range=_range(sym.range),
-                                  selection_range=_range(sym.selection_range))
+        node = {"name": sym.name, "kind": _kind(sym.kind), "range": _range(sym.range),
+                "selectionRange": _range(sym.selection_range)}
         if not stack:
             roots.append(node)
         else:
-            parent = stack[-1][1]
-            if parent.children is None:
-                parent.children = []
-            parent.children.append(node)
+            stack[-1][1].setdefault("children", []).append(node)
         if len(stack) < MAX_OUTLINE_DEPTH - 1:
             stack.append((sym, node))
     return roots
@@ -81,8 +77,3 @@ def document_symbols(symbols: list[Symbol]) -> list[lsp.DocumentSymbol]:
 
 def _contains(outer: tuple[int, ...], inner: tuple[int, ...]) -> bool:
     return outer != inner and outer[:2] <= inner[:2] and inner[2:] <= outer[2:]
-
-
-def lsp_json(value: Any) -> Any:
-    """An LSP value (or a list of them) as JSON, for the owner's socket."""
-    return _lsp_converter.unstructure(value)

@@ -17,7 +17,8 @@ from datetime import datetime, timedelta, timezone
 import numpy as np
 import pytest
 
-from lsp_server.embedding import EmbeddingError, create_embedder, model_key
+from lsp_server.embedders import create_embedder
+from lsp_server.embedding import EmbeddingError, model_key
 from lsp_server.openai_provider import (
     BYTES_PER_TOKEN,
     DEFAULT_MODEL,

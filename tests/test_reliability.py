@@ -11,9 +11,7 @@ from __future__ import annotations
 import os
 import random
 import shutil
-import signal
 import socket
-import stat
 import subprocess
 import sys
 import time

@@ -428,9 +428,9 @@ def test_deep_nesting_without_recursion() -> None:
     assert len(parts) == symbols.MAX_CONTAINER_PARTS and parts[-1] == f"f{depth - 2}"
     assert len(outline) == 1
     levels, node = 1, outline[0]
-    while node.children:
-        assert len(node.children) <= depth
-        node = node.children[-1]
+    while node.get("children"):
+        assert len(node["children"]) <= depth
+        node = node["children"][-1]
         levels += 1
     assert levels == symbols.MAX_OUTLINE_DEPTH  # deeper symbols are flattened into the last level
     deep_python = "x = " + "[" * depth + "]" * depth + "\n"
@@ -444,23 +444,23 @@ def test_deep_nesting_without_recursion() -> None:
 def test_document_symbols_hierarchy() -> None:
     syms = parse_extract("python", PYTHON)
     outline = document_symbols(list(reversed(syms)))  # input order does not matter
-    assert [d.name for d in outline] == ["X", "Outer", "top"]
+    assert [d["name"] for d in outline] == ["X", "Outer", "top"]
     outer = outline[1]
-    assert outer.kind == K.Class
-    assert outer.range == lsp.Range(lsp.Position(1, 0), lsp.Position(8, 16))
-    assert outer.selection_range == lsp.Range(lsp.Position(2, 6), lsp.Position(2, 11))
-    assert [c.name for c in outer.children] == ["get", "Inner"]
-    get, inner = outer.children
-    assert get.kind == K.Method and [c.name for c in get.children] == ["helper"]
-    assert [c.name for c in inner.children] == ["m"] and inner.children[0].children is None
-    assert outline[0].children is None
+    assert outer["kind"] == K.Class
+    assert outer["range"] == {"start": {"line": 1, "character": 0}, "end": {"line": 8, "character": 16}}
+    assert outer["selectionRange"] == {"start": {"line": 2, "character": 6}, "end": {"line": 2, "character": 11}}
+    assert [c["name"] for c in outer["children"]] == ["get", "Inner"]
+    get, inner = outer["children"]
+    assert get["kind"] == K.Method and [c["name"] for c in get["children"]] == ["helper"]
+    assert [c["name"] for c in inner["children"]] == ["m"] and "children" not in inner["children"][0]
+    assert "children" not in outline[0]
     assert document_symbols([]) == []
 
 
 def test_document_symbols_same_range_are_siblings() -> None:
     a = Symbol("a", K.Function, None, (0, 0, 0, 20), (0, 4, 0, 5))
     b = Symbol("b", K.Function, None, (0, 0, 0, 20), (0, 10, 0, 11))
-    assert [d.name for d in document_symbols([a, b])] == ["a", "b"]
+    assert [d["name"] for d in document_symbols([a, b])] == ["a", "b"]
 
 
 # ---------------------------------------------------------------------------------------
