@@ -4,7 +4,9 @@
 # Exits non-zero on any failure; exits 0 with a SKIPPED line when Node.js is not installed.
 #
 # Needs: Node 20+, the repo's .venv with the server installed (or CODE_CONTEXT_PYTHON), and Chromium at
-# /usr/bin/chromium (Debian: apt-get install -y chromium; or CHROMIUM_PATH). No browser is ever downloaded.
+# /usr/bin/chromium (Debian: apt-get install chromium; or CHROMIUM_PATH). No browser is ever downloaded.
+# Without Chromium or the server the tests that need them skip, with a line above the closing line saying how
+# to run them; with CI=true they fail instead (.ci/run installs Chromium).
 set -euo pipefail
 
 if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
@@ -47,12 +49,6 @@ vitest browser
 step "package (.vsix, offline)"
 npm run --silent package -- --out test-results/code-context.vsix </dev/null
 
-# One closing line for all three runs, in the plain "N passed, N failed" form.
-node -e '
-let passed = 0, failed = 0, skipped = 0;
-for (const name of ["unit", "integration", "browser"]) {
-    const r = require(`./test-results/${name}.json`);
-    passed += r.numPassedTests; failed += r.numFailedTests; skipped += r.numPendingTests + r.numTodoTests;
-}
-console.log(`\nvscode-client: ${passed} passed, ${failed} failed, ${skipped} skipped`);
-'
+# The closing line for all three runs, in the plain "N passed, N failed" form, after a line for each skipped
+# test saying how to make it run.
+node scripts/summary.mjs test-results unit integration browser
