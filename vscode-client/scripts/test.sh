@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Tests of the VS Code client, run by `make test`: npm ci, type-check, lint, unit tests, the protocol test
-# against the real Python server, the search view in headless Chromium, and packaging the .vsix.
+# against the real Python server, the search view in headless Chromium, and packaging the .vsix (with the
+# server wheel).
 # Exits non-zero on any failure; exits 0 with a SKIPPED line when Node.js is not installed.
 #
 # Needs: Node 20+, the repo's .venv with the server installed (or CODE_CONTEXT_PYTHON), and Chromium at
@@ -46,8 +47,12 @@ vitest integration
 step "search view in headless Chromium"
 vitest browser
 
-step "package (.vsix, offline)"
+step "package (.vsix with the server wheel built from this repository, offline)"
 npm run --silent package -- --out test-results/code-context.vsix </dev/null
+if ! python3 -m zipfile -l test-results/code-context.vsix | grep -q 'extension/bundled/code_context_lsp-.*\.whl'; then
+    echo "vscode-client: the .vsix carries no server wheel (extension/bundled/code_context_lsp-*.whl)" >&2
+    exit 1
+fi
 
 # The closing line for all three runs, in the plain "N passed, N failed" form, after a line for each skipped
 # test saying how to make it run.
