@@ -26,6 +26,21 @@ def _positive(_inst: Any, attribute: attrs.Attribute, value: int) -> None:
         raise ValueError(f"{attribute.name} must be at least 1")
 
 
+def _positive_or_none(inst: Any, attribute: attrs.Attribute, value: int | None) -> None:
+    if value is not None:
+        _positive(inst, attribute, value)
+
+
+def _non_negative(_inst: Any, attribute: attrs.Attribute, value: int) -> None:
+    if value < 0:
+        raise ValueError(f"{attribute.name} must be at least 0")
+
+
+def _positive_seconds(_inst: Any, attribute: attrs.Attribute, value: float) -> None:
+    if not value > 0:
+        raise ValueError(f"{attribute.name} must be more than 0")
+
+
 def _limit(_inst: Any, attribute: attrs.Attribute, value: int) -> None:
     if not 1 <= value <= 100:
         raise ValueError(f"{attribute.name} must be between 1 and 100")
@@ -39,11 +54,11 @@ class EmbeddingSettings:
     base_url: str | None = None
     api_key_env: str = "OPENAI_API_KEY"
     batch_size: int = attrs.field(default=32, validator=_positive)
-    dimensions: int | None = None
+    dimensions: int | None = attrs.field(default=None, validator=_positive_or_none)
     concurrency: int = attrs.field(default=4, validator=_positive)
     max_tokens_per_request: int = attrs.field(default=100_000, validator=_positive)
-    timeout: float = 30.0
-    max_retries: int = 5
+    timeout: float = attrs.field(default=30.0, validator=_positive_seconds)
+    max_retries: int = attrs.field(default=5, validator=_non_negative)
 
 
 @attrs.define

@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
 # Tests of the VS Code client, run by `make test`: npm ci, type-check, lint, unit tests, the protocol test
-# against the real Python server, the search view in headless Chromium, and packaging the .vsix.
+# against the real Python server, the search view in headless Chromium, and packaging the .vsix (with the
+# server wheel).
 # Exits non-zero on any failure; exits 0 with a SKIPPED line when Node.js is not installed.
 #
 # Needs: Node 20+, the repo's .venv with the server installed (or CODE_CONTEXT_PYTHON), and Chromium at
-# /usr/bin/chromium (Debian: apt-get install -y chromium; or CHROMIUM_PATH). No browser is ever downloaded.
+# /usr/bin/chromium (Debian: apt-get install chromium; or CHROMIUM_PATH). No browser is ever downloaded.
+# Without Chromium or the server the tests that need them skip, with a line above the closing line saying how
+# to run them; with CI=true they fail instead (.ci/run installs Chromium).
 set -euo pipefail
 
 if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
@@ -44,15 +47,13 @@ vitest integration
 step "search view in headless Chromium"
 vitest browser
 
-step "package (.vsix, offline)"
+step "package (.vsix with the server wheel built from this repository, offline)"
 npm run --silent package -- --out test-results/code-context.vsix </dev/null
+if ! python3 -m zipfile -l test-results/code-context.vsix | grep -q 'extension/bundled/code_context_lsp-.*\.whl'; then
+    echo "vscode-client: the .vsix carries no server wheel (extension/bundled/code_context_lsp-*.whl)" >&2
+    exit 1
+fi
 
-# One closing line for all three runs, in the plain "N passed, N failed" form.
-node -e '
-let passed = 0, failed = 0, skipped = 0;
-for (const name of ["unit", "integration", "browser"]) {
-    const r = require(`./test-results/${name}.json`);
-    passed += r.numPassedTests; failed += r.numFailedTests; skipped += r.numPendingTests + r.numTodoTests;
-}
-console.log(`\nvscode-client: ${passed} passed, ${failed} failed, ${skipped} skipped`);
-'
+# The closing line for all three runs, in the plain "N passed, N failed" form, after a line for each skipped
+# test saying how to make it run.
+node scripts/summary.mjs test-results unit integration browser

@@ -123,6 +123,8 @@ export function registerCommands({ context, server, panel, statusBar }: CommandC
 
     register('codeContext.restartServer', () => server.restart());
 
+    register('codeContext.installServer', () => server.installServer());
+
     register('codeContext.openPythonSetting', () =>
         vscode.commands.executeCommand('workbench.action.openSettings', 'codeContext.server.pythonPath'),
     );

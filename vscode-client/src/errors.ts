@@ -51,7 +51,7 @@ export function describeRequestError(error: unknown, action: string): string | u
             case ErrorCodes.InvalidParams:
                 return `${action} was rejected by the server: ${error.message}`;
             case ErrorCodes.MethodNotFound:
-                return `${action} is not supported by this version of the Code Context server. Update the server package (code-context-lsp).`;
+                return `${action} is not supported by this version of the Code Context server. Run “Code Context: Install Server” to update it.`;
             case ErrorCodes.ConnectionInactive:
             case ErrorCodes.PendingResponseRejected:
                 return `The connection to the Code Context server was lost. ${SHOW_OUTPUT_HINT}`;
@@ -76,11 +76,11 @@ export function describeStartProblem(problem: StartProblem): string {
     const prefix = 'Code Context could not start its language server:';
     switch (problem.kind) {
         case 'pythonNotFound':
-            return `${prefix} no Python interpreter at “${problem.python}”. Set codeContext.server.pythonPath to a Python ${MIN_PYTHON}+ that has code-context-lsp installed.`;
+            return `${prefix} no Python interpreter at “${problem.python}”. Set codeContext.server.pythonPath to a Python ${MIN_PYTHON}+ that has the server (code-context-lsp), or clear it and run “Code Context: Install Server”.`;
         case 'pythonTooOld':
             return `${prefix} “${problem.python}” is Python ${problem.version}, and the server needs Python ${MIN_PYTHON} or newer. Set codeContext.server.pythonPath to a newer interpreter.`;
         case 'moduleMissing':
-            return `${prefix} the server package is not installed for “${problem.python}”. Run “${problem.python} -m pip install code-context-lsp”, or set codeContext.server.pythonPath to an environment that has it.`;
+            return `${prefix} the server package is not installed for “${problem.python}”. Run “Code Context: Install Server” to install it into an environment of its own (after clearing codeContext.server.pythonPath, if it is set), or install the extension's bundled wheel into that Python with “${problem.python} -m pip install <wheel>”.`;
         case 'failed':
             return `${prefix} “${problem.python} -m lsp_server” failed (${problem.detail}). Run “Code Context: Show Server Output” for details.`;
         case 'tcp':

@@ -11,7 +11,10 @@ let server: ServerManager | undefined;
 
 export function activate(context: vscode.ExtensionContext): void {
     const output = vscode.window.createOutputChannel(CLIENT_NAME, { log: true });
-    server = new ServerManager(context.secrets, output);
+    server = new ServerManager(context.secrets, output, {
+        extensionPath: context.extensionUri.fsPath,
+        globalStoragePath: context.globalStorageUri.fsPath,
+    });
     const panel = new SearchPanel(context.extensionUri, server);
     const statusBar = new StatusBar(server, (banner) => panel.setIndexingBanner(banner));
     context.subscriptions.push(

@@ -110,6 +110,10 @@ export interface ServerSettings {
         apiKeyEnv?: string;
         batchSize?: number;
         dimensions?: number;
+        concurrency?: number;
+        maxTokensPerRequest?: number;
+        timeout?: number;
+        maxRetries?: number;
     };
     store?: { uri?: string; tokenEnv?: string };
     index?: { include?: string[]; exclude?: string[]; maxFileSizeKb?: number; respectGitignore?: boolean };

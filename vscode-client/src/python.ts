@@ -5,7 +5,10 @@
  */
 import * as os from 'node:os';
 import * as vscode from 'vscode';
+import type { PythonSource } from './install';
 import { expandPath } from './settings';
+
+export type { PythonSource };
 
 export const PYTHON_EXTENSION_ID = 'ms-python.python';
 export const DEFAULT_PYTHON = process.platform === 'win32' ? 'python' : 'python3';
@@ -19,7 +22,6 @@ interface PythonExtensionApi {
     };
 }
 
-export type PythonSource = 'setting' | 'environment' | 'python extension' | 'default';
 
 export interface ResolvedPython {
     python: string;

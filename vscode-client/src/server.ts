@@ -1,7 +1,9 @@
 /**
  * Starts, stops and talks to the Code Context language server.
  */
+import { readdirSync } from 'node:fs';
 import * as net from 'node:net';
+import { join } from 'node:path';
 import * as vscode from 'vscode';
 import {
     CloseAction,
@@ -18,7 +20,17 @@ import {
 } from 'vscode-languageclient/node';
 import type { RequestType } from 'vscode-languageserver-protocol';
 import { checkPython } from './diagnose';
-import { describeStartProblem, isInterpreterProblem, ServerNotRunningError, type StartProblem } from './errors';
+import { describeStartProblem, isInterpreterProblem, MIN_PYTHON, ServerNotRunningError, type StartProblem } from './errors';
+import {
+    baseInterpreterCandidates,
+    chooseServerPython,
+    findWheel,
+    installServer,
+    MANAGED_VENV_DIR,
+    venvPython,
+    WHEEL_DIR,
+    type ServerChoice,
+} from './install';
 import { onDidChangePythonInterpreter, resolvePython, type ResolvedPython } from './python';
 import {
     API_KEY_SECRET,
@@ -44,6 +56,15 @@ export interface ServerStateEvent {
     /** Why the server is not running, for the 'failed' state. */
     reason?: string;
 }
+
+/** Where the extension is installed (it carries the server wheel) and its global storage (the managed environment). */
+export interface ServerPaths {
+    extensionPath: string;
+    globalStoragePath: string;
+}
+
+const INSTALL = 'Install';
+const USE_OWN_PYTHON = 'Use My Own Python';
 
 const MAX_RESTARTS = 4;
 const RESTART_WINDOW_MS = 3 * 60 * 1000;
@@ -86,6 +107,7 @@ export class ServerManager implements vscode.Disposable {
     private readonly disposables: vscode.Disposable[] = [];
     private pending: Promise<void> = Promise.resolve();
     private python: ResolvedPython | undefined;
+    private installOffered = false;
 
     /** Fires on every state change of the server. */
     readonly onDidChangeState = this.stateEmitter.event;
@@ -93,6 +115,7 @@ export class ServerManager implements vscode.Disposable {
     constructor(
         private readonly secrets: vscode.SecretStorage,
         readonly output: vscode.LogOutputChannel,
+        private readonly paths: ServerPaths,
     ) {
         this.disposables.push(
             this.stateEmitter,
@@ -127,6 +150,32 @@ export class ServerManager implements vscode.Disposable {
             await this.doStop();
             await this.doStart();
         });
+    }
+
+    /**
+     * Installs the server from the bundled wheel into the managed environment (or updates it there), with
+     * progress, then starts it. Errors are shown to the user, never thrown.
+     */
+    installServer(): Promise<void> {
+        return this.serialize(() => this.doInstall());
+    }
+
+    /** The managed environment's folder, in the extension's global storage. */
+    get managedVenvDir(): string {
+        return join(this.paths.globalStoragePath, MANAGED_VENV_DIR);
+    }
+
+    /** The server wheel the .vsix carries; undefined in a build without one (development). */
+    bundledWheel(): string | undefined {
+        const dir = join(this.paths.extensionPath, WHEEL_DIR);
+        let names: string[] = [];
+        try {
+            names = readdirSync(dir);
+        } catch {
+            // No bundled folder.
+        }
+        const wheel = findWheel(names);
+        return wheel ? join(dir, wheel) : undefined;
     }
 
     /** Sends a custom request; rejects with ServerNotRunningError when there is no running server. */
@@ -182,14 +231,18 @@ export class ServerManager implements vscode.Disposable {
             serverOptions = tcpServer(TCP_HOST, port);
         } else {
             const resource = vscode.workspace.workspaceFolders[0].uri;
-            this.python = await resolvePython(resource);
-            const { python, source } = this.python;
-            this.output.info(`Starting the server: ${python} ${SERVER_MODULE_ARGS.join(' ')} (interpreter from ${source})`);
-            const problem = await checkPython(python, env);
-            if (problem) {
-                this.fail(problem);
+            const choice = await this.chooseServer(resource, env);
+            if (choice.kind === 'fail') {
+                this.fail(choice.problem);
                 return;
             }
+            if (choice.kind === 'offerInstall') {
+                this.offerInstall(choice.problem);
+                return;
+            }
+            const { python, source } = choice;
+            this.python = { python, source };
+            this.output.info(`Starting the server: ${python} ${SERVER_MODULE_ARGS.join(' ')} (interpreter from ${source})`);
             serverOptions = { command: python, args: SERVER_MODULE_ARGS, options: { env, cwd: resource.fsPath } };
         }
 
@@ -212,6 +265,101 @@ export class ServerManager implements vscode.Disposable {
             const detail = error instanceof Error ? error.message : String(error);
             this.fail(port !== undefined ? { kind: 'tcp', host: TCP_HOST, port, detail } : { kind: 'failed', python: this.python?.python ?? '', detail });
         }
+    }
+
+    /** Probes the interpreters and decides which one runs the server (see chooseServerPython). */
+    private async chooseServer(resource: vscode.Uri, env: NodeJS.ProcessEnv): Promise<ServerChoice> {
+        const resolved = await resolvePython(resource);
+        this.python = resolved;
+        const explicit = resolved.source === 'setting' || resolved.source === 'environment';
+        const managedPython = venvPython(this.managedVenvDir);
+        const managedProblem = explicit ? undefined : await checkPython(managedPython, env);
+        // A managed environment that does not exist reports pythonNotFound: then there is none.
+        const managed = explicit || managedProblem?.kind === 'pythonNotFound' ? undefined : { python: managedPython, problem: managedProblem };
+        if (managed && !managed.problem) {
+            return chooseServerPython({ ...resolved, problem: undefined }, managed, true);
+        }
+        const problem = await checkPython(resolved.python, env);
+        return chooseServerPython({ ...resolved, problem }, managed, this.bundledWheel() !== undefined);
+    }
+
+    /** No interpreter has the server: say so, and offer (once per session) to install it. */
+    private offerInstall(problem: StartProblem): void {
+        this.output.warn(describeStartProblem(problem));
+        this.setState('failed', 'the server is not installed. Run “Code Context: Install Server”, or set codeContext.server.pythonPath to a Python that has it.');
+        if (this.installOffered) {
+            return;
+        }
+        this.installOffered = true;
+        void vscode.window
+            .showInformationMessage(
+                `Code Context needs its language server, which runs on Python ${MIN_PYTHON}+. Install it into an environment of its own? ` +
+                    'pip downloads its dependencies (PyTorch among them, about 1 GB) from your package index.',
+                INSTALL,
+                USE_OWN_PYTHON,
+            )
+            .then((choice) => {
+                if (choice === INSTALL) {
+                    void this.installServer();
+                } else if (choice === USE_OWN_PYTHON) {
+                    void vscode.commands.executeCommand('workbench.action.openSettings', 'codeContext.server.pythonPath');
+                }
+            });
+    }
+
+    private async doInstall(): Promise<void> {
+        const wheel = this.bundledWheel();
+        if (!wheel) {
+            const message =
+                'Code Context: this copy of the extension carries no server wheel (a development build). Build the .vsix with “npm run package”, or set codeContext.server.pythonPath to a Python that has the server.';
+            this.output.error(message);
+            void vscode.window.showErrorMessage(message);
+            return;
+        }
+        await this.doStop();
+        const resource = vscode.workspace.workspaceFolders?.[0]?.uri;
+        const preferred = await resolvePython(resource);
+        const venvDir = this.managedVenvDir;
+        this.output.info(`Installing ${wheel} into ${venvDir}`);
+        this.setState('starting');
+        try {
+            await vscode.window.withProgress(
+                { location: vscode.ProgressLocation.Notification, title: 'Code Context: installing the language server', cancellable: true },
+                (progress, token) => {
+                    const abort = new AbortController();
+                    token.onCancellationRequested(() => abort.abort());
+                    return installServer({
+                        wheel,
+                        venvDir,
+                        candidates: baseInterpreterCandidates(preferred.python),
+                        env: process.env,
+                        onProgress: (message) => progress.report({ message }),
+                        onOutput: (line) => this.output.info(line),
+                        signal: abort.signal,
+                    });
+                },
+            );
+        } catch (error) {
+            const message = `Code Context could not install its language server: ${error instanceof Error ? error.message : String(error)}`;
+            this.output.error(message);
+            this.setState('failed', message);
+            void vscode.window.showErrorMessage(message, 'Show Output', USE_OWN_PYTHON).then((choice) => {
+                if (choice === 'Show Output') {
+                    this.showOutput();
+                } else if (choice === USE_OWN_PYTHON) {
+                    void vscode.commands.executeCommand('workbench.action.openSettings', 'codeContext.server.pythonPath');
+                }
+            });
+            return;
+        }
+        this.output.info(`The server is installed in ${venvDir}.`);
+        if (preferred.source === 'setting' || preferred.source === 'environment') {
+            void vscode.window.showInformationMessage(
+                `Code Context: the server is installed in ${venvDir}, but it still runs with ${preferred.python} (from ${preferred.source === 'setting' ? 'codeContext.server.pythonPath' : 'CODE_CONTEXT_PYTHON'}). Clear that to use the installed one.`,
+            );
+        }
+        this.setState('stopped');
+        await this.doStart();
     }
 
     private async doStop(): Promise<void> {

@@ -56,6 +56,7 @@ describe('the bundled extension', () => {
         const context = {
             subscriptions: [] as { dispose(): unknown }[],
             extensionUri: vscode.Uri.file('/ext'),
+            globalStorageUri: vscode.Uri.file('/ext-storage'),
             secrets: { get: async () => undefined, store: async () => undefined, delete: async () => undefined },
         };
         extension.activate(context);

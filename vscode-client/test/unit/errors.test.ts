@@ -18,7 +18,7 @@ describe('describeRequestError', () => {
     });
 
     it('explains a server that is too old, gone or broken', () => {
-        expect(describeRequestError(new ResponseError(ErrorCodes.MethodNotFound, 'no'), 'Find Similar Code')).toMatch(/Find Similar Code is not supported.*Update/);
+        expect(describeRequestError(new ResponseError(ErrorCodes.MethodNotFound, 'no'), 'Find Similar Code')).toMatch(/Find Similar Code is not supported.*Install Server/);
         expect(describeRequestError(new ResponseError(ErrorCodes.ConnectionInactive, 'inactive'), 'Search')).toMatch(/connection .* was lost/);
         expect(describeRequestError(new ResponseError(ErrorCodes.InternalError, 'store offline'), 'Search')).toMatch(/^Search failed: store offline\. .*Show Server Output/);
         expect(describeRequestError(new Error('socket hang up'), 'Reindex')).toMatch(/^Reindex failed: socket hang up/);
@@ -36,7 +36,7 @@ describe('describeStartProblem', () => {
         const notFound = describeStartProblem({ kind: 'pythonNotFound', python: '/nope/python' });
         expect(notFound).toContain('/nope/python');
         expect(notFound).toContain('codeContext.server.pythonPath');
-        expect(describeStartProblem({ kind: 'moduleMissing', python: '/usr/bin/python3' })).toContain('/usr/bin/python3 -m pip install code-context-lsp');
+        expect(describeStartProblem({ kind: 'moduleMissing', python: '/usr/bin/python3' })).toContain('Code Context: Install Server');
         expect(describeStartProblem({ kind: 'pythonTooOld', python: 'py', version: '3.8' })).toMatch(/Python 3\.8.*3\.11 or newer/);
         expect(describeStartProblem({ kind: 'failed', python: 'py', detail: 'exit code 1' })).toContain('exit code 1');
         expect(describeStartProblem({ kind: 'tcp', host: '127.0.0.1', port: 2087, detail: 'ECONNREFUSED' })).toMatch(/127\.0\.0\.1:2087 \(ECONNREFUSED\).*tcpPort/);

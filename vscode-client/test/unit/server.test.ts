@@ -1,4 +1,8 @@
-import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import type * as Install from '../../src/install';
 import * as vscode from './vscode.mock';
 
 /** The LanguageClient instances the manager created. */
@@ -45,7 +49,15 @@ vi.mock('vscode-languageclient/node', () => ({
 const checkPython = vi.fn(async (..._args: unknown[]): Promise<unknown> => undefined);
 vi.mock('../../src/diagnose', () => ({ checkPython: (...args: unknown[]) => checkPython(...args) }));
 
+/** The installer's imperative part; the decision and command lines stay real. */
+const installServer = vi.fn(async (..._args: unknown[]): Promise<string> => '');
+vi.mock('../../src/install', async (importOriginal) => ({
+    ...(await importOriginal<typeof Install>()),
+    installServer: (...args: unknown[]) => installServer(...args),
+}));
+
 const { ServerManager } = await import('../../src/server');
+const { venvPython } = await import('../../src/install');
 const { API_KEY_SECRET } = await import('../../src/settings');
 const { ServerNotRunningError } = await import('../../src/errors');
 const { SearchRequest } = await import('../../src/protocol');
@@ -55,10 +67,24 @@ function secrets(values: Record<string, string> = {}) {
 }
 
 const managers: { dispose(): void }[] = [];
+const scratch = mkdtempSync(join(tmpdir(), 'cc-server-'));
+afterAll(() => rmSync(scratch, { recursive: true, force: true }));
+let paths: { extensionPath: string; globalStoragePath: string };
+
+/** An extension folder, with a bundled server wheel unless told otherwise, and an empty global storage. */
+function extensionPaths(withWheel = true) {
+    const root = mkdtempSync(join(scratch, 'ext-'));
+    const extensionPath = join(root, 'extension');
+    mkdirSync(join(extensionPath, 'bundled'), { recursive: true });
+    if (withWheel) {
+        writeFileSync(join(extensionPath, 'bundled', 'code_context_lsp-0.1.0-py3-none-any.whl'), '');
+    }
+    return { extensionPath, globalStoragePath: join(root, 'storage') };
+}
 
 function manager(stored: Record<string, string> = {}) {
     const output = vscode.createOutputChannel('Code Context');
-    const server = new ServerManager(secrets(stored) as never, output as never);
+    const server = new ServerManager(secrets(stored) as never, output as never, paths);
     managers.push(server);
     return { server, output };
 }
@@ -71,6 +97,8 @@ beforeEach(() => {
     startError = undefined;
     checkPython.mockReset();
     checkPython.mockImplementation(async () => undefined);
+    installServer.mockReset();
+    paths = extensionPaths();
     vscode.workspace.workspaceFolders = [{ uri: vscode.Uri.file('/ws/shop'), name: 'shop', index: 0 }];
     vscode.settings.set('codeContext.server.pythonPath', '/venv/bin/python');
     delete process.env.CODE_CONTEXT_SERVER_PORT;
@@ -114,7 +142,7 @@ describe('ServerManager.start', () => {
         await server.start();
         expect(clients).toHaveLength(0);
         expect(server.state.state).toBe('failed');
-        expect(server.state.reason).toContain('/venv/bin/python -m pip install code-context-lsp');
+        expect(server.state.reason).toContain('Code Context: Install Server');
         expect(vscode.window.showErrorMessage).toHaveBeenCalledWith(expect.stringContaining('not installed'), 'Open Setting', 'Show Output');
         expect(output.error).toHaveBeenCalled();
         await vi.waitFor(() =>
@@ -144,6 +172,105 @@ describe('ServerManager.start', () => {
         await server.start();
         expect(clients).toHaveLength(0);
         expect(server.state).toEqual({ state: 'stopped', reason: 'open a folder to index and search it.' });
+    });
+});
+
+describe('ServerManager without an interpreter that has the server', () => {
+    /** No setting: the default python3 lacks the server; the managed environment has it once it exists. */
+    function noServerAnywhere() {
+        vscode.settings.delete('codeContext.server.pythonPath');
+        delete process.env.CODE_CONTEXT_PYTHON;
+        const managed = venvPython(join(paths.globalStoragePath, 'venv'));
+        checkPython.mockImplementation(async (python: unknown) => {
+            if (python === managed) {
+                return installServer.mock.calls.length > 0 ? undefined : { kind: 'pythonNotFound', python };
+            }
+            return { kind: 'moduleMissing', python };
+        });
+        return managed;
+    }
+
+    it('offers to install it, installs the bundled wheel into global storage with progress, then starts from there', async () => {
+        const managed = noServerAnywhere();
+        installServer.mockImplementation(async (...args: unknown[]) => {
+            const options = args[0] as { onProgress(m: string): void };
+            options.onProgress('Creating the environment with python3…');
+            return managed;
+        });
+        vscode.window.showInformationMessage.mockImplementation(async () => 'Install');
+        const { server } = manager();
+        await server.start();
+        expect(server.state.state).toBe('failed');
+        expect(server.state.reason).toContain('Install Server');
+        expect(vscode.window.showInformationMessage).toHaveBeenCalledWith(expect.stringContaining('Install it into an environment of its own?'), 'Install', 'Use My Own Python');
+        await vi.waitFor(() => expect(clients).toHaveLength(1));
+
+        expect(installServer).toHaveBeenCalledTimes(1);
+        const options = installServer.mock.calls[0][0] as { wheel: string; venvDir: string; candidates: string[]; noDeps?: boolean };
+        expect(options.wheel).toBe(join(paths.extensionPath, 'bundled', 'code_context_lsp-0.1.0-py3-none-any.whl'));
+        expect(options.venvDir).toBe(join(paths.globalStoragePath, 'venv'));
+        expect(options.candidates[0]).toBe('python3');
+        expect(options.noDeps).toBeUndefined();
+        expect(vscode.window.withProgress).toHaveBeenCalledWith(expect.objectContaining({ location: vscode.ProgressLocation.Notification, cancellable: true }), expect.any(Function));
+        expect(vscode.progressMessages).toEqual(['Creating the environment with python3…']);
+        expect(clients[0].serverOptions.command).toBe(managed);
+        expect(server.state.state).toBe('running');
+    });
+
+    it('starts from the managed environment when it exists, without asking', async () => {
+        const managed = noServerAnywhere();
+        installServer.mockImplementation(async () => managed);
+        await installServer(); // As if installed in an earlier session.
+        const { server } = manager();
+        await server.start();
+        expect(vscode.window.showInformationMessage).not.toHaveBeenCalled();
+        expect(clients[0].serverOptions.command).toBe(managed);
+    });
+
+    it('lets the user choose their own Python instead', async () => {
+        noServerAnywhere();
+        vscode.window.showInformationMessage.mockImplementation(async () => 'Use My Own Python');
+        const { server } = manager();
+        await server.start();
+        await vi.waitFor(() =>
+            expect(vscode.commands.executeCommand).toHaveBeenCalledWith('workbench.action.openSettings', 'codeContext.server.pythonPath'),
+        );
+        expect(installServer).not.toHaveBeenCalled();
+        expect(clients).toHaveLength(0);
+    });
+
+    it('explains a failed installation and leaves the server stopped', async () => {
+        noServerAnywhere();
+        installServer.mockImplementation(async () => {
+            throw new Error('No Python 3.11 or newer was found (tried python3 (3.9))');
+        });
+        const { server } = manager();
+        await server.installServer();
+        expect(server.state.state).toBe('failed');
+        expect(vscode.window.showErrorMessage).toHaveBeenCalledWith(
+            'Code Context could not install its language server: No Python 3.11 or newer was found (tried python3 (3.9))',
+            'Show Output',
+            'Use My Own Python',
+        );
+        expect(clients).toHaveLength(0);
+    });
+
+    it('does not offer an installation without a bundled wheel, and says what is missing', async () => {
+        paths = extensionPaths(false);
+        noServerAnywhere();
+        const { server } = manager();
+        await server.start();
+        expect(vscode.window.showInformationMessage).not.toHaveBeenCalled();
+        expect(vscode.window.showErrorMessage).toHaveBeenCalledWith(expect.stringContaining('not installed for “python3”'), 'Open Setting', 'Show Output');
+    });
+
+    it('keeps an explicit pythonPath: its problem is reported, nothing is installed', async () => {
+        checkPython.mockImplementation(async (python: unknown) => ({ kind: 'moduleMissing', python }));
+        const { server } = manager();
+        await server.start();
+        expect(vscode.window.showInformationMessage).not.toHaveBeenCalled();
+        expect(server.state.state).toBe('failed');
+        expect(checkPython).toHaveBeenCalledTimes(1);
     });
 });
 

@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import {
     apiKeyEnvName,
@@ -5,9 +6,17 @@ import {
     isApiKeyMissing,
     nestedGetter,
     parsePort,
+    SERVER_SETTING_KEYS,
     serverEnvironment,
     toServerSettings,
 } from '../../src/settings';
+
+type Contributed = Record<string, { type: string | string[]; default: unknown }>;
+const contributed = (
+    JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as {
+        contributes: { configuration: { properties: Contributed } };
+    }
+).contributes.configuration.properties;
 
 /** What VS Code returns for `codeContext` with the package.json defaults and a few user values. */
 const configured = {
@@ -45,6 +54,28 @@ describe('toServerSettings', () => {
     it('is empty when nothing is configured', () => {
         expect(toServerSettings(() => undefined)).toEqual({});
         expect(toServerSettings(nestedGetter(null))).toEqual({});
+    });
+
+    it('passes on every server setting package.json contributes, and only those', () => {
+        // tests/test_vscode_settings.py holds package.json to lsp_server/settings.py; this holds settings.ts to package.json.
+        const serverKeys = Object.keys(contributed)
+            .filter((key) => !key.startsWith('codeContext.server.') && !key.startsWith('codeContext.trace.'))
+            .map((key) => key.slice('codeContext.'.length));
+        const known = Object.entries(SERVER_SETTING_KEYS).flatMap(([section, keys]) => Object.keys(keys).map((key) => `${section}.${key}`));
+        expect(known.sort()).toEqual(serverKeys.sort());
+        // Each contributed default (when not null) survives toServerSettings, so each kind matches its schema type.
+        const defaults = toServerSettings((key) => contributed[`codeContext.${key}`]?.default);
+        for (const key of serverKeys) {
+            const value = contributed[`codeContext.${key}`].default;
+            const [section, name] = key.split('.');
+            const sent = (defaults as Record<string, Record<string, unknown> | undefined>)[section]?.[name];
+            expect(sent, key).toEqual(value === null || value === '' ? undefined : value);
+        }
+    });
+
+    it('sends the embedding request limits', () => {
+        const get = nestedGetter({ embedding: { concurrency: 8, maxTokensPerRequest: 50_000, timeout: 12.5, maxRetries: 0 } });
+        expect(toServerSettings(get)).toEqual({ embedding: { concurrency: 8, maxTokensPerRequest: 50_000, timeout: 12.5, maxRetries: 0 } });
     });
 
     it('copies arrays so later changes to the configuration do not leak in', () => {

@@ -114,6 +114,12 @@ export enum StatusBarAlignment {
     Right = 2,
 }
 
+export enum ProgressLocation {
+    SourceControl = 1,
+    Window = 10,
+    Notification = 15,
+}
+
 export enum TextEditorRevealType {
     Default = 0,
     InCenter = 1,
@@ -193,7 +199,14 @@ export const window = {
     createStatusBarItem: vi.fn(createStatusBarItem),
     createOutputChannel: vi.fn(createOutputChannel),
     registerWebviewViewProvider: vi.fn(() => new Disposable()),
+    /** Runs the task at once with a progress that records its messages in `progressMessages`. */
+    withProgress: vi.fn(async <T>(_options: unknown, task: (progress: { report(v: { message?: string }): void }, token: unknown) => Promise<T>) =>
+        task({ report: (v) => progressMessages.push(v.message ?? '') }, new CancellationTokenSource().token),
+    ),
 };
+
+/** The messages reported through `window.withProgress`. */
+export const progressMessages: string[] = [];
 
 export const commands = {
     executeCommand: vi.fn(async (..._args: unknown[]): Promise<unknown> => undefined),
@@ -208,6 +221,7 @@ export const extensions = {
 export function resetMock(): void {
     vi.clearAllMocks();
     settings.clear();
+    progressMessages.length = 0;
     workspace.workspaceFolders = undefined;
     window.activeTextEditor = undefined;
     extensions.getExtension.mockImplementation(() => undefined);
