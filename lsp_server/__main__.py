@@ -6,7 +6,7 @@ import argparse
 import sys
 
 from .cli import add_serve_arguments
-from .server import serve
+from .launch import serve
 
 
 def main() -> int:

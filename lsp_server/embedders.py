@@ -16,7 +16,9 @@ def create_embedder(settings: EmbeddingSettings) -> Embedder:
     if settings.provider == "hash":
         return HashEmbedder(settings.dimensions or 256)
     if settings.provider == "openai":
-        from .openai_provider import OpenAIEmbedder  # the openai package loads only for this provider
+        from .openai_provider import (
+            OpenAIEmbedder,  # the openai package loads only for this provider
+        )
 
         return OpenAIEmbedder(settings)
     raise ValueError(f"unknown embedding provider {settings.provider!r}")

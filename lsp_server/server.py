@@ -10,20 +10,18 @@ requests.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import contextlib
-import ipaddress
+import functools
 import logging
 import os
-import sys
 import threading
 import uuid
-from collections.abc import Coroutine, Iterator
+from collections.abc import Awaitable, Callable, Coroutine, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any
 
 import attrs
 from lsprotocol import types as lsp
@@ -37,7 +35,7 @@ from . import protocol, query, wire
 from .embedding import EmbeddingError
 from .host import COALESCE_SECONDS, SAVE_COALESCE_SECONDS, FolderHost
 from .query import InvalidInput, Query, Result
-from .settings import Settings, merge, parse
+from .settings import Settings, layered
 from .shared_folder import FolderUnavailable, SharedFolder
 from .store import StoreError
 from .symbols import MAX_RESULTS as MAX_SYMBOLS
@@ -131,6 +129,7 @@ class CodeContextServer(LanguageServer):
 
 
 SERVER = CodeContextServer()
+Handler = Callable[[CodeContextServer, Any], Awaitable[Any]]
 
 
 # -- helpers the handlers share
@@ -228,17 +227,13 @@ def _document_lines(ls: CodeContextServer, uri: str, path: Path) -> list[str]:
 
 def _status(ls: CodeContextServer, folder: Folder) -> protocol.FolderStatus:
     shared = folder.shared
-    if shared is not None and folder.opened.is_set() and shared.error is None:
+    error = shared.error if shared is not None else None
+    if shared is not None and folder.opened.is_set() and error is None:
         try:
             status = shared.status()
-            state = "indexing" if folder.indexing else status.state
-            return attrs.evolve(status, uri=folder.uri, state=state)
+            return attrs.evolve(status, uri=folder.uri, state="indexing" if folder.indexing else status.state)
         except (FolderUnavailable, StoreError) as exc:
-            error: str | None = str(exc)
-        else:  # pragma: no cover - returned above
-            error = None
-    else:
-        error = shared.error if shared is not None else None
+            error = str(exc)
     emb = ls.settings.embedding
     return protocol.FolderStatus(folder.uri, "error" if error else "indexing", 0, 0, 0, 0,
                                  protocol.EmbeddingInfo(emb.provider, emb.model or "", emb.dimensions or 0),
@@ -265,15 +260,7 @@ def _workspace_symbols(folders: list[Folder], text: str) -> list[dict[str, Any]]
 def _merged_settings(ls: CodeContextServer) -> Settings:
     """initializationOptions, then the client's configuration: the later source wins per key.
     Bad keys are named in a warning and fall back to their defaults."""
-    raw: dict[str, Any] = {}
-    bad: list[str] = []
-    for name, source in (("initializationOptions", ls.init_options), ("configuration", ls.client_settings)):
-        if isinstance(source, dict):
-            raw = merge(raw, source)
-        elif source is not None:
-            bad.append(f"{name} (expected an object)")
-    settings, bad_keys = parse(raw)
-    bad += bad_keys
+    settings, bad = layered([("initializationOptions", ls.init_options), ("configuration", ls.client_settings)])
     if bad and bad != ls.reported_bad_settings:  # once, not on every configuration change
         _tell(ls, lsp.MessageType.Warning, f"invalid settings ignored, defaults used: {', '.join(bad)}")
     ls.reported_bad_settings = bad
@@ -519,15 +506,25 @@ async def document_symbol(ls: CodeContextServer, params: lsp.DocumentSymbolParam
 # -- codeContext/* requests
 
 
-@SERVER.feature(protocol.SEARCH)
-async def search(ls: CodeContextServer, raw: Any) -> Any:
+def _request(method: str, params_type: type[Any]) -> Callable[[Handler], Any]:
+    """Register a codeContext/* handler: its raw params are structured strictly first, and bad
+    input anywhere in it is a -32602 naming the field. The handler gets typed params."""
+    def register(fn: Handler) -> Any:
+        @functools.wraps(fn)
+        async def handler(ls: CodeContextServer, raw: Any) -> Any:
+            with _invalid_params():
+                return await fn(ls, protocol.structure(raw, params_type))
+        return SERVER.feature(method)(handler)
+    return register
+
+
+@_request(protocol.SEARCH, protocol.SearchParams)
+async def search(ls: CodeContextServer, params: protocol.SearchParams) -> Any:
     """Search one or all folders; answers from what is indexed so far, marking it partial."""
-    with _invalid_params():
-        params = protocol.structure(raw, protocol.SearchParams)
-        q = query.make(params.query, ls.settings.search.limit if params.limit is None else params.limit,
-                       ls.settings.search.mode if params.mode is None else params.mode,
-                       params.include or (), params.exclude or (), params.languages or ())
-        folders = _folders(ls, params.workspace_folder)
+    q = query.make(params.query, ls.settings.search.limit if params.limit is None else params.limit,
+                   ls.settings.search.mode if params.mode is None else params.mode,
+                   params.include or (), params.exclude or (), params.languages or ())
+    folders = _folders(ls, params.workspace_folder)
     stop = threading.Event()
     try:
         hits, incomplete = await asyncio.get_running_loop().run_in_executor(
@@ -538,51 +535,44 @@ async def search(ls: CodeContextServer, raw: Any) -> Any:
     return _response(hits, incomplete)
 
 
-@SERVER.feature(protocol.SIMILAR)
-async def similar(ls: CodeContextServer, raw: Any) -> Any:
+@_request(protocol.SIMILAR, protocol.SimilarParams)
+async def similar(ls: CodeContextServer, params: protocol.SimilarParams) -> Any:
     """Code like the given lines of a document, in that document's folder."""
-    with _invalid_params():
-        params = protocol.structure(raw, protocol.SimilarParams)
-        limit = query.check_limit(ls.settings.search.limit if params.limit is None else params.limit)
-        found = _locate(ls, params.uri)
-        if found is None:
-            raise InvalidInput("uri", "is outside the workspace folders")
-        folder, rel = found
-        start, end = params.range.start, params.range.end
-        if min(start.line, start.character, end.line, end.character) < 0 or (end.line, end.character) < (
-                start.line, start.character):
-            raise InvalidInput("range", "must be a non-empty, ordered range of non-negative positions")
-        shared = await asyncio.to_thread(_opened, folder)
-        if shared is None:
-            return _response([], True)
-        lines = await asyncio.to_thread(_document_lines, ls, params.uri, folder.root / rel)
-        last = max(end.line + (end.character > 0), start.line + 1)  # exclusive
-        text = "".join(lines[start.line:last])
-        try:
-            results, incomplete = await asyncio.get_running_loop().run_in_executor(
-                ls.searches, shared.similar, rel, text, start.line + 1, last, limit)
-        except (StoreError, EmbeddingError, FolderUnavailable) as exc:
-            raise JsonRpcInternalError(str(exc)) from None
+    limit = query.check_limit(ls.settings.search.limit if params.limit is None else params.limit)
+    found = _locate(ls, params.uri)
+    if found is None:
+        raise InvalidInput("uri", "is outside the workspace folders")
+    folder, rel = found
+    start, end = params.range.start, params.range.end
+    if min(start.line, start.character, end.line, end.character) < 0 or (end.line, end.character) < (
+            start.line, start.character):
+        raise InvalidInput("range", "must be a non-empty, ordered range of non-negative positions")
+    shared = await asyncio.to_thread(_opened, folder)
+    if shared is None:
+        return _response([], True)
+    lines = await asyncio.to_thread(_document_lines, ls, params.uri, folder.root / rel)
+    last = max(end.line + (end.character > 0), start.line + 1)  # exclusive
+    text = "".join(lines[start.line:last])
+    try:
+        results, incomplete = await asyncio.get_running_loop().run_in_executor(
+            ls.searches, shared.similar, rel, text, start.line + 1, last, limit)
+    except (StoreError, EmbeddingError, FolderUnavailable) as exc:
+        raise JsonRpcInternalError(str(exc)) from None
     return _response([(folder, r) for r in results], incomplete or folder.indexing)
 
 
-@SERVER.feature(protocol.STATUS)
-async def status(ls: CodeContextServer, raw: Any) -> Any:
-    with _invalid_params():
-        protocol.structure(raw, protocol.StatusParams)
+@_request(protocol.STATUS, protocol.StatusParams)
+async def status(ls: CodeContextServer, params: protocol.StatusParams) -> Any:
     folders = list(ls.folders.values())
     statuses = await asyncio.to_thread(lambda: [_status(ls, f) for f in folders])
     return protocol.unstructure(protocol.StatusResponse(statuses))
 
 
-@SERVER.feature(protocol.REINDEX)
-async def reindex(ls: CodeContextServer, raw: Any) -> Any:
+@_request(protocol.REINDEX, protocol.ReindexParams)
+async def reindex(ls: CodeContextServer, params: protocol.ReindexParams) -> Any:
     """Start a sync of one or all folders; `started` is false when each one is already syncing."""
-    with _invalid_params():
-        params = protocol.structure(raw, protocol.ReindexParams)
-        folders = _folders(ls, params.workspace_folder)
     started = False
-    for folder in folders:
+    for folder in _folders(ls, params.workspace_folder):
         if (host := folder.host) is not None:
             if not host.syncing:
                 started = True
@@ -593,91 +583,13 @@ async def reindex(ls: CodeContextServer, raw: Any) -> Any:
     return protocol.unstructure(protocol.ReindexResponse(started))
 
 
-@SERVER.feature(protocol.CLEAR_INDEX)
-async def clear_index(ls: CodeContextServer, raw: Any) -> Any:
+@_request(protocol.CLEAR_INDEX, protocol.ClearIndexParams)
+async def clear_index(ls: CodeContextServer, params: protocol.ClearIndexParams) -> Any:
     """Stop a running sync, then forget the folder's index (on its sync lane, after the sync)."""
-    with _invalid_params():
-        params = protocol.structure(raw, protocol.ClearIndexParams)
-        folders = _folders(ls, params.workspace_folder)
-    for folder in folders:
+    for folder in _folders(ls, params.workspace_folder):
         if folder.shared is not None and folder.opened.is_set():
             try:
                 await asyncio.to_thread(folder.shared.clear)
             except FolderUnavailable as exc:
                 raise JsonRpcInternalError(str(exc)) from None
     return protocol.unstructure(protocol.ClearIndexResponse())
-
-
-# -- running
-
-
-class _ClientLogHandler(logging.Handler):
-    """Forwards warnings, and this module's info, to the client's window/logMessage."""
-
-    LEVELS = {logging.ERROR: lsp.MessageType.Error, logging.WARNING: lsp.MessageType.Warning,
-              logging.INFO: lsp.MessageType.Info}
-
-    def __init__(self, ls: CodeContextServer) -> None:
-        super().__init__(logging.INFO)
-        self.ls = ls
-        self.addFilter(lambda r: r.levelno >= logging.WARNING or r.name == __name__)
-
-    def emit(self, record: logging.LogRecord) -> None:
-        loop = self.ls.loop
-        if loop is None or loop.is_closed():
-            return
-        kind = self.LEVELS.get(min(record.levelno, logging.ERROR), lsp.MessageType.Log)
-        params = lsp.LogMessageParams(type=kind, message=self.format(record))
-        with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
-            loop.call_soon_threadsafe(self.ls.window_log_message, params)
-
-
-def _configure_logging(level_name: str, log_file: str | None) -> None:
-    level = getattr(logging, level_name.upper())
-    handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
-    if log_file:
-        handlers.append(logging.FileHandler(log_file, encoding="utf-8"))
-    # Other libraries (pygls logs every message body at info) speak up from warning on,
-    # unless the user asked for debug.
-    logging.basicConfig(level=logging.DEBUG if level == logging.DEBUG else logging.WARNING,
-                        handlers=handlers, force=True, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    logging.getLogger("lsp_server").setLevel(level)
-    # pygls logs a traceback for every error response: a client's bad params are no server fault.
-    logging.getLogger("pygls.protocol.json_rpc").addFilter(
-        lambda r: not (r.exc_info and isinstance(r.exc_info[1], JsonRpcInvalidParams)))
-    logging.getLogger("lsp_server").addHandler(_ClientLogHandler(SERVER))
-
-
-def _protocol_stdout() -> BinaryIO:
-    """A private copy of stdout for the protocol; fd 1 then points at stderr, so a stray
-    print, in a library or a child process, cannot corrupt the message stream."""
-    sys.stdout.flush()
-    fd = os.dup(1)
-    os.dup2(2, 1)
-    return os.fdopen(fd, "wb")
-
-
-def _is_loopback(host: str) -> bool:
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return host == "localhost"
-
-
-def serve(args: argparse.Namespace) -> int:
-    _configure_logging(args.log_level, args.log_file)
-    try:
-        if args.tcp:
-            if not _is_loopback(args.host):
-                log.warning("listening on %s: anyone who can reach it can read your code", args.host)
-            log.info("listening on %s:%d (TCP)", args.host, args.port)
-            SERVER.start_tcp(args.host, args.port)
-        else:
-            SERVER.start_io(sys.stdin.buffer, _protocol_stdout())
-    finally:
-        # The client went away, perhaps without shutdown: running syncs stop between batches,
-        # and followers of our folders elect a new owner.
-        for folder in SERVER.folders.values():
-            if folder.shared is not None:
-                folder.shared.close()
-    return 0

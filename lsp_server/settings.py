@@ -184,3 +184,17 @@ def parse(raw: Any) -> tuple[Settings, list[str]]:
 
 def to_dict(settings: Settings) -> dict[str, Any]:
     return converter.unstructure(settings)
+
+
+def layered(sources: list[tuple[str, Any]]) -> tuple[Settings, list[str]]:
+    """Settings from raw sources in order, the later winning per key (None sources are absent),
+    and the names of what was invalid and ignored."""
+    raw: dict[str, Any] = {}
+    bad: list[str] = []
+    for name, source in sources:
+        if isinstance(source, dict):
+            raw = merge(raw, source)
+        elif source is not None:
+            bad.append(f"{name} (expected an object)")
+    settings, bad_keys = parse(raw)
+    return settings, bad + bad_keys
