@@ -254,7 +254,9 @@ def _workspace_symbols(folders: list[Folder], query: str) -> list[lsp.WorkspaceS
 
 
 def _workspace_symbol(folder: Folder, path: str, sym: Symbol) -> lsp.WorkspaceSymbol:
-    start_line, start_char, end_line, end_char = sym.range
+    """The location is the name, as pyright and jedi give it: a jump lands on the name, not on
+    a decorator, annotation or attribute above it (documentSymbol keeps the full range)."""
+    start_line, start_char, end_line, end_char = sym.selection_range
     location = lsp.Location(folder.uri_of(path),
                             lsp.Range(lsp.Position(start_line, start_char), lsp.Position(end_line, end_char)))
     return lsp.WorkspaceSymbol(name=sym.name, kind=lsp.SymbolKind(sym.kind), location=location,

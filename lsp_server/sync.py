@@ -316,6 +316,9 @@ def sync_workspace(index: WorkspaceIndex, progress: Progress | None = None, canc
         remove_files(index, deleted)
         stats.deleted_files = len(deleted)
 
+        # Stored symbols came from another extractor version and were dropped: read every file.
+        rebuild = index.symbols.needs_rebuild
+        force = force or rebuild
         todo = [f for f in report.files if force or _maybe_changed(known.get(f.path), f)]
         done = stats.files - len(todo)
         index.state.indexed_files = done
@@ -350,6 +353,8 @@ def sync_workspace(index: WorkspaceIndex, progress: Progress | None = None, canc
             progress(done, stats.files, f"{done}/{stats.files} files")
         if stats.changed_files or stats.deleted_files:
             index.store.flush()
+        if rebuild and not stats.cancelled:
+            index.symbols.needs_rebuild = False
         if not stats.cancelled:
             embed_pending(index, stats, progress, cancelled)
     except (StoreError, EmbeddingError, OSError) as exc:
