@@ -11,12 +11,12 @@ import logging
 import os
 import stat
 from collections.abc import Iterator
-from pathlib import Path
+from pathlib import Path, PurePath
 
 import attrs
 import pathspec
 
-from .languages import language_for
+from .languages import language_for, sniff_language
 from .settings import IndexSettings
 
 log = logging.getLogger(__name__)
@@ -107,24 +107,32 @@ class IgnoreRules:
         return self.include is None or self.include.match_file(rel_path)
 
 
-def skip_reason(rel_path: str, st: os.stat_result, max_bytes: int) -> str | None:
-    """Why a file found on disk must not be indexed, judged without reading it."""
+def classify(path: Path, rel_path: str, st: os.stat_result, max_bytes: int) -> tuple[str | None, str | None]:
+    """(language, None) for a file to index, or (None, why not). Judged from the name and
+    size; a file with no extension and no known name costs one read of its `#!` line."""
     name = rel_path.rsplit("/", 1)[-1]
     if is_secret(name):
-        return "may hold secrets"
+        return None, "may hold secrets"
     if name in LOCK_FILES:
-        return "lock file"
+        return None, "lock file"
     if any(fnmatch.fnmatchcase(name, p) for p in GENERATED_PATTERNS):
-        return "minified or generated"
-    if language_for(name) is None:
-        return "not a known source or text type"
+        return None, "minified or generated"
+    too_big = f"larger than {max_bytes // 1024} KiB"
+    language = language_for(name)
+    if language is None and not PurePath(name).suffix:
+        if st.st_size > max_bytes:
+            return None, too_big
+        language = sniff_language(path)
+    if language is None:
+        return None, "not a known source or text type"
     if st.st_size > max_bytes:
-        return f"larger than {max_bytes // 1024} KiB"
-    return None
+        return None, too_big
+    return language, None
 
 
 def scan(root: Path, settings: IndexSettings) -> ScanReport:
-    """Every indexable file under root, without reading file contents beyond nothing at all.
+    """Every indexable file under root, reading no file content but the `#!` line of a file
+    without an extension.
 
     Binary detection needs content, so it happens when the file is read for chunking.
     """
@@ -184,11 +192,11 @@ def _walk(root: Path, settings: IndexSettings) -> Iterator[FileInfo | tuple[str,
             elif stat.S_ISREG(st.st_mode):
                 if rules.ignored(rel, is_dir=False) or not rules.selected(rel):
                     continue
-                reason = skip_reason(rel, st, max_bytes)
+                language, reason = classify(Path(entry.path), rel, st, max_bytes)
                 if reason:
                     yield rel, reason
                     continue
-                yield FileInfo(rel, st.st_size, st.st_mtime_ns, language_for(entry.name) or "text")
+                yield FileInfo(rel, st.st_size, st.st_mtime_ns, language or "text")
 
 
 def bad_name(name: str) -> str | None:
@@ -237,4 +245,4 @@ def should_index(root: Path, rel_path: str, settings: IndexSettings) -> str | No
         return f"cannot stat: {exc.strerror or exc}"
     if not stat.S_ISREG(st.st_mode):
         return "not a regular file"
-    return skip_reason(rel_path, st, settings.max_file_size_kb * 1024)
+    return classify(root / rel_path, rel_path, st, settings.max_file_size_kb * 1024)[1]

@@ -23,7 +23,7 @@ import numpy as np
 
 from . import chunking, scanning, symbols, tokens
 from .embedding import EmbeddingError, model_key
-from .languages import language_for
+from .languages import sniff_language
 from .store import Deletion, StoreError
 
 if TYPE_CHECKING:
@@ -449,7 +449,7 @@ def sync_paths(index: WorkspaceIndex, rel_paths: list[str], embed_now: bool = Tr
                 continue
             stats.skipped[rel] = reason
             continue
-        result, reason = read_and_chunk(index, rel, language_for(rel) or "text")
+        result, reason = read_and_chunk(index, rel, sniff_language(index.root / rel) or "text")
         if result is None:
             stats.skipped[rel] = reason or "skipped"
             if index.snapshot.get(rel) is not None:

@@ -115,3 +115,34 @@ def test_should_index_single_paths(tmp_path: Path) -> None:
     assert scanning.should_index(tmp_path, "node_modules/x.js", settings) == "excluded directory"
     assert scanning.should_index(tmp_path, "../escape.py", settings) == "excluded directory"
     assert "cannot stat" in scanning.should_index(tmp_path, "src/missing.py", settings)
+
+
+def test_scripts_without_extension_take_the_language_of_their_shebang(tmp_path: Path) -> None:
+    scripts = {
+        "bin/deploytool": ("#!/usr/bin/env python3\nprint('deploy')\n", "python"),
+        "bin/backup": ("#!/bin/bash\nset -e\ntar czf backup.tgz data\n", "bash"),
+        "bin/serve": ("#!/usr/bin/env node\nconsole.log(1)\n", "javascript"),
+        "bin/posix": ("#!/bin/sh -e\necho hi\n", "bash"),
+        "bin/tasks": ("#!/usr/bin/env ruby\nputs 1\n", "ruby"),
+        "bin/report": ("#!/usr/bin/perl -w\nprint 1;\n", "perl"),  # no grammar: line chunks
+        "bin/pinned": ("#!/usr/bin/env -S python3.12 -u\nprint(1)\n", "python"),
+        "bin/envvar": ("#!/usr/bin/env PYTHONPATH=. python3\nprint(1)\n", "python"),
+    }
+    for rel, (text, _) in scripts.items():
+        _write(tmp_path, rel, text)
+    _write(tmp_path, "bin/notes", "just some words\n")  # no shebang
+    _write(tmp_path, "bin/unknown", "#!/opt/weird/interp\nx\n")
+    _write(tmp_path, "bin/blob", b"#!\0\x01\x02binary")
+    _write(tmp_path, "bin/huge", "#!/usr/bin/env python3\n" + "x = 1\n" * 300_000)
+    _write(tmp_path, "tool.conf", "#!/usr/bin/env python3\n")  # an extension: the shebang is not read
+    os.mkfifo(tmp_path / "bin" / "pipe")  # must not block the scan
+    report = scanning.scan(tmp_path, IndexSettings())
+    languages = {f.path: f.language for f in report.files}
+    assert languages == {rel: language for rel, (_, language) in scripts.items()}
+    assert report.skipped["bin/notes"] == report.skipped["bin/unknown"] == "not a known source or text type"
+    assert report.skipped["bin/huge"].startswith("larger than")
+    assert "bin/pipe" not in languages and "tool.conf" not in languages
+    settings = IndexSettings()
+    assert scanning.should_index(tmp_path, "bin/deploytool", settings) is None
+    assert scanning.should_index(tmp_path, "bin/notes", settings) == "not a known source or text type"
+
