@@ -161,8 +161,13 @@ def test_reinclude_beats_the_builtin_skip_list(tmp_path: Path) -> None:
     _write(tmp_path, "pkg/dist/bundle.js", "export const y = 2;\n")
     _write(tmp_path, "dist/plain.py")  # no re-include: still skipped
     _write(tmp_path, ".git/config.py")
+    # As in git, a deeper ignore file overrides a shallower one.
+    _write(tmp_path, ".ignore", "scratch_*.py\n")
+    _write(tmp_path, "app/.gitignore", "!scratch_kept.py\n")
+    _write(tmp_path, "app/scratch_kept.py")
+    _write(tmp_path, "app/scratch_gone.py")
     paths, _ = _paths(tmp_path)
-    assert paths == {"build/keep_me.py", "gen/keep.py", "pkg/dist/shipped.js"}
+    assert paths == {"build/keep_me.py", "gen/keep.py", "pkg/dist/shipped.js", "app/scratch_kept.py"}
     settings = IndexSettings()
     assert scanning.should_index(tmp_path, "build/keep_me.py", settings) is None
     assert scanning.should_index(tmp_path, "pkg/dist/shipped.js", settings) is None
