@@ -12,6 +12,7 @@ import logging
 import os
 import sys
 import time
+import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
@@ -150,25 +151,77 @@ def _folder(path: str) -> Path:
 
 
 class _ProgressBar:
-    """A one-line progress bar on stderr, only when stderr is a terminal."""
+    """Indexing progress on stderr: files read, then chunks embedded, each with rate and ETA.
 
-    def __init__(self) -> None:
-        self.enabled = sys.stderr.isatty()
-        self._last = 0.0
+    On a terminal one line redrawn in place (at most 10 times a second); otherwise a plain
+    line when a phase starts, every PLAIN_EVERY seconds and when it ends, for CI logs."""
+
+    PLAIN_EVERY = 5.0
+
+    def __init__(self, stream: Any = None) -> None:
+        self.stream = stream or sys.stderr
+        self.tty = self.stream.isatty()
+        self._phase = ""
+        self._started = 0.0
+        self._first = 0  # done when the phase started: the rate counts this run's work only
+        self._last = 0.0  # when a line was last shown
+        self._called = 0.0  # when progress was last reported
+        self._drawn = False
 
     def __call__(self, done: int, total: int, message: str) -> None:
-        if not self.enabled or (time.monotonic() - self._last < 0.1 and done < total):
+        phase = "chunks" if message.startswith("embedding") else "files"
+        now = time.monotonic()
+        if phase != self._phase:
+            # Embedding reports its first batch done, not its start: it began when reading ended.
+            embedding_after_files = phase == "chunks" and self._phase == "files"
+            self._started = self._called if embedding_after_files else now
+            self._first = 0 if embedding_after_files else done
+            self._phase = phase
+        elif done < total and now - self._last < (0.1 if self.tty else self.PLAIN_EVERY):
+            self._called = now
             return
-        self._last = time.monotonic()
-        width = 30
-        filled = int(width * done / total) if total else width
-        sys.stderr.write(f"\r[{'#' * filled}{'.' * (width - filled)}] {message[:60]:<60}")
-        sys.stderr.flush()
+        self._called = self._last = now
+        line = self._line(phase, done, total, now - self._started)
+        if self.tty:
+            width = 24
+            filled = int(width * done / total) if total else width
+            self.stream.write(f"\r[{'#' * filled}{'.' * (width - filled)}] {line}\x1b[K")
+            self._drawn = True
+        else:
+            self.stream.write(line + "\n")
+        self.stream.flush()
+
+    def _line(self, phase: str, done: int, total: int, elapsed: float) -> str:
+        text = f"{'chunks embedded' if phase == 'chunks' else 'files'} {done}/{total}"
+        rate = (done - self._first) / elapsed if elapsed > 0 else 0.0
+        if done >= total:
+            return f"{text}, {elapsed:.1f} s"
+        if rate > 0:
+            eta = int((total - done) / rate)
+            text += f"  {rate:.0f}/s  ETA {eta // 60}:{eta % 60:02d}"
+        return text
 
     def close(self) -> None:
-        if self.enabled:
-            sys.stderr.write("\r" + " " * 95 + "\r")
-            sys.stderr.flush()
+        if self.tty and self._drawn:
+            self.stream.write("\r\x1b[K")
+            self.stream.flush()
+            self._drawn = False
+
+
+# Loggers of libraries whose failures the command reports itself, in one line: Milvus Lite
+# logs a traceback for a locked store on every attempt to open it.
+_LIBRARY_LOGGERS = ("milvus_lite", "pymilvus", "pymilvus.milvus_client", "pymilvus.bulk_writer",
+                    "transformers", "sentence_transformers")
+
+
+def _quiet(args: argparse.Namespace, own_level: int) -> None:
+    """Without -v, libraries log nothing and our own modules log from own_level up. Called
+    after the imports: pymilvus sets its loggers' levels when it is imported."""
+    if args.verbose:
+        return
+    for name in _LIBRARY_LOGGERS:
+        logging.getLogger(name).setLevel(logging.CRITICAL + 1)
+    logging.getLogger("lsp_server").setLevel(own_level)
 
 
 class Failure(Exception):
@@ -201,6 +254,7 @@ def cmd_index(args: argparse.Namespace) -> int:
     from .sync import sync_workspace
 
     shared = _shared(args)
+    _quiet(args, logging.WARNING)
     bar = _ProgressBar()
     try:
         if shared.host is None:  # another process owns the folder: it indexes, we watch
@@ -260,15 +314,20 @@ def cmd_search(args: argparse.Namespace) -> int:
                    names={"include": "--include", "exclude": "--exclude"})
     shared = _shared(args)
     try:
+        # Quiet apart from the results, their summary line and one line for an error.
+        _quiet(args, logging.CRITICAL + 1)
+        if not args.verbose:
+            warnings.simplefilter("ignore")
+        sync_error = None
         if shared.host is not None and not args.no_sync:  # a forwarded search is already fresh
             from .sync import sync_workspace
 
-            stats = sync_workspace(shared.host.index)
-            if stats.error:
-                print(f"warning: {stats.error}", file=sys.stderr)
+            sync_error = sync_workspace(shared.host.index).error
         started = time.perf_counter()
         results, _partial = shared.search(q)
         elapsed = time.perf_counter() - started
+        if sync_error:  # after the search: a store that cannot open fails it with this same message
+            print(f"warning: {sync_error}", file=sys.stderr)
     finally:
         shared.close()
     for r in results:

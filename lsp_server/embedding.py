@@ -93,7 +93,13 @@ class LocalEmbedder:
                 os.environ.setdefault("HF_HUB_OFFLINE", "1")
                 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
                 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+                # transformers 5 draws a "Loading weights" bar on stderr for every load: it
+                # talked over `code-context search` and fills the server's log.
+                os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
                 from sentence_transformers import SentenceTransformer
+                from transformers.utils import logging as transformers_logging
+
+                transformers_logging.disable_progress_bar()  # when transformers was imported before
 
                 try:
                     self._model = SentenceTransformer(self._model_path(), device="cpu")

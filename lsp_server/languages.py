@@ -9,6 +9,8 @@ from __future__ import annotations
 import functools
 import importlib
 import logging
+import os
+import stat
 from importlib import resources
 from pathlib import PurePath
 
@@ -80,12 +82,66 @@ _FILENAMES: dict[str, str] = {
 }
 
 
+# Interpreters named on a `#!` line -> language id, for scripts without an extension.
+_INTERPRETERS: dict[str, str] = {
+    "python": "python", "pypy": "python", "bash": "bash", "sh": "bash", "dash": "bash", "zsh": "bash",
+    "ksh": "bash", "ash": "bash", "node": "javascript", "nodejs": "javascript", "deno": "typescript",
+    "bun": "typescript", "ts-node": "typescript", "tsx": "typescript", "ruby": "ruby", "php": "php",
+    "lua": "lua", "luajit": "lua", "scala": "scala", "kotlin": "kotlin", "perl": "perl", "rscript": "r",
+    "julia": "julia", "elixir": "elixir", "escript": "erlang", "runghc": "haskell", "runhaskell": "haskell",
+    "pwsh": "powershell", "groovy": "groovy", "swift": "swift", "ocaml": "ocaml", "tclsh": "tcl",
+    "wish": "tcl", "fish": "fish", "awk": "awk", "gawk": "awk", "make": "make",
+}
+# A `#!` line longer than this is no interpreter line we know; reading stops here.
+SHEBANG_BYTES = 256
+
+
 def language_for(path: str | PurePath) -> str | None:
     """The language id of a path, or None when it is not a text file we index."""
     p = PurePath(path)
     if p.name in _FILENAMES:
         return _FILENAMES[p.name]
     return _EXTENSIONS.get(p.suffix.lower())
+
+
+def language_from_shebang(head: bytes) -> str | None:
+    """The language a `#!` first line names (`#!/usr/bin/env python3`, `#!/bin/bash -e`), or None."""
+    if not head.startswith(b"#!"):
+        return None
+    line = head[2:].split(b"\n", 1)[0].decode("utf-8", "replace").strip()
+    words = line.split()
+    if words and words[0].rsplit("/", 1)[-1] == "env":
+        # `env -S python3 -u`, `env PYTHONPATH=. python3`: the first word that is neither.
+        words = [w for w in words[1:] if not w.startswith("-") and "=" not in w]
+    if not words:
+        return None
+    name = words[0].rsplit("/", 1)[-1].lower()
+    base = name.rstrip("0123456789.")  # python3.12 -> python, perl5 -> perl
+    return _INTERPRETERS.get(name) or _INTERPRETERS.get(base)
+
+
+def sniff_language(path: str | PurePath) -> str | None:
+    """language_for, and for a file with no extension the language of its `#!` line.
+
+    Opens the file non-blocking and reads SHEBANG_BYTES at most, so a FIFO or device that
+    slipped past the caller's regular-file check costs nothing; callers filter size first."""
+    found = language_for(path)
+    p = PurePath(path)
+    if found is not None or p.suffix:
+        return found
+    try:
+        fd = os.open(p, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0))
+    except OSError:
+        return None
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return None
+        head = os.read(fd, SHEBANG_BYTES)
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+    return language_from_shebang(head)
 
 
 def has_grammar(language: str) -> bool:

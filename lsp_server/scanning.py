@@ -1,7 +1,9 @@
 """Find the files worth indexing in a workspace, and say why the others were skipped.
 
 Honours .gitignore at every depth plus .ignore, always skips VCS and dependency folders,
-build outputs, lock files, minified bundles, binaries, oversized files and secrets.
+build outputs, lock files, minified bundles, binaries, oversized files and secrets. A `!`
+re-include in the user's ignore files that names a path inside a skipped build or dependency
+folder wins over that built-in skip; other skipped folders are never walked.
 """
 
 from __future__ import annotations
@@ -9,14 +11,15 @@ from __future__ import annotations
 import fnmatch
 import logging
 import os
+import re
 import stat
 from collections.abc import Iterator
-from pathlib import Path
+from pathlib import Path, PurePath
 
 import attrs
 import pathspec
 
-from .languages import language_for
+from .languages import language_for, sniff_language
 from .settings import IndexSettings
 
 log = logging.getLogger(__name__)
@@ -39,6 +42,8 @@ SECRET_PATTERNS = (
     "credentials", "credentials.*", "*credentials*.json", "secrets.*", "*.secret", "*.secrets",
     ".htpasswd", "*.kdbx", "service-account*.json", "*.gpg", "*.asc",
 )
+# Never indexed, whatever the ignore files re-include: version control internals.
+NEVER_DIRS = frozenset({".git", ".hg", ".svn", ".jj"})
 BINARY_SNIFF_BYTES = 8192
 
 
@@ -73,6 +78,7 @@ class IgnoreRules:
         self.include = pathspec.PathSpec.from_lines("gitignore", settings.include) if settings.include else None
         self.exclude = pathspec.PathSpec.from_lines("gitignore", settings.exclude)
         self._specs: dict[str, pathspec.PathSpec | None] = {}
+        self._negations: dict[str, list[list[str]]] = {}
 
     def _spec_for(self, rel_dir: str) -> pathspec.PathSpec | None:
         if rel_dir not in self._specs:
@@ -84,19 +90,52 @@ class IgnoreRules:
                 except OSError:
                     continue
             self._specs[rel_dir] = pathspec.PathSpec.from_lines("gitignore", lines) if lines else None
+            self._negations[rel_dir] = [n for n in map(_negation_parts, lines) if n]
         return self._specs[rel_dir]
 
-    def ignored(self, rel_path: str, is_dir: bool) -> bool:
+    def _decide(self, rel_path: str, is_dir: bool) -> tuple[bool, int, list[str] | None] | None:
+        """As in git, the deepest ignore file with a matching pattern decides, and within a
+        file the last matching pattern: (ignored, depth of that file's folder, the parts of
+        the deciding `!` pattern), or None when no pattern matches."""
         if not self.respect_gitignore:
-            return False
+            return None
         parts = rel_path.split("/")
-        # Check every ancestor's ignore file against the path relative to that ancestor.
-        for depth in range(len(parts)):
+        for depth in range(len(parts) - 1, -1, -1):
             spec = self._spec_for("/".join(parts[:depth]))
             if spec is None:
                 continue
             sub = "/".join(parts[depth:]) + ("/" if is_dir else "")
-            if spec.match_file(sub):
+            found = spec.check_file(sub)
+            if found.include is not None:
+                negation = None if found.include else _negation_parts(str(spec.patterns[found.index].pattern))
+                return found.include, depth, negation
+        return None
+
+    def ignored(self, rel_path: str, is_dir: bool) -> bool:
+        decided = self._decide(rel_path, is_dir)
+        return decided is not None and decided[0]
+
+    def reincluded(self, rel_path: str, anchor: int) -> bool:
+        """Whether a `!` pattern re-includes a file below the built-in skipped folder
+        rel_path.split("/")[anchor], naming that folder (see _may_reach)."""
+        decided = self._decide(rel_path, is_dir=False)
+        if decided is None or decided[0] or decided[2] is None:
+            return False
+        _, depth, negation = decided
+        return _may_reach(negation, rel_path.split("/")[depth:], anchor - depth)
+
+    def reaches(self, rel_dir: str, anchor: int) -> bool:
+        """Whether a `!` pattern could re-include rel_dir or a path below it, which lies in
+        the built-in skipped folder rel_dir.split("/")[anchor]: then the folder is walked.
+        Reads no ignore file below rel_dir but its own."""
+        if not self.respect_gitignore:
+            return False
+        parts = rel_dir.split("/")
+        for depth in range(len(parts), -1, -1):
+            base = "/".join(parts[:depth])
+            if self._spec_for(base) is None:
+                continue
+            if any(_may_reach(neg, parts[depth:], anchor - depth) for neg in self._negations[base]):
                 return True
         return False
 
@@ -107,24 +146,72 @@ class IgnoreRules:
         return self.include is None or self.include.match_file(rel_path)
 
 
-def skip_reason(rel_path: str, st: os.stat_result, max_bytes: int) -> str | None:
-    """Why a file found on disk must not be indexed, judged without reading it."""
+def _negation_parts(line: str) -> list[str] | None:
+    """A `!` line of an ignore file as path parts relative to its folder (`**` for any
+    depth), or None for any other line."""
+    line = line.rstrip()
+    if not line.startswith("!"):
+        return None
+    pattern = line[1:].rstrip("/")
+    if not pattern.strip("/"):
+        return None
+    if "/" in pattern:  # anchored to the ignore file's folder
+        return [p for p in pattern.lstrip("/").split("/") if p]
+    return ["**", pattern]  # a bare name matches at any depth
+
+
+def _literal(part: str) -> bool:
+    return bool(re.sub(r"\[[^]]*\]|[*?]", "", part))
+
+
+def _may_reach(pattern: list[str], parts: list[str], named: int) -> bool:
+    """Whether pattern can match the path `parts` or, for a folder, a path below it, with
+    parts[named] (the built-in skipped folder) spelled by a pattern part holding a literal
+    character: `!build/keep.py` and `!**/dist/x.js` name their folder, `!*/`, `!*.py` and
+    `!keep.log` do not, so a generic whitelist never opens node_modules. named < 0: the
+    ignore file lies inside that folder, and anything it re-includes counts."""
+    if not parts:  # the ignore file's own folder: any re-include in it reaches below
+        return True
+
+    def walk(pi: int, i: int) -> bool:
+        if pi == len(pattern):  # a folder at or below the named one is re-included whole
+            return i - 1 >= named
+        head = pattern[pi]
+        if head == "**":
+            return walk(pi + 1, i) or (i < len(parts) - 1 and i != named and walk(pi, i + 1))
+        if not fnmatch.fnmatchcase(parts[i], head) or (i == named and not _literal(head)):
+            return False
+        return True if i == len(parts) - 1 else walk(pi + 1, i + 1)
+
+    return walk(0, 0)
+
+
+def classify(path: Path, rel_path: str, st: os.stat_result, max_bytes: int) -> tuple[str | None, str | None]:
+    """(language, None) for a file to index, or (None, why not). Judged from the name and
+    size; a file with no extension and no known name costs one read of its `#!` line."""
     name = rel_path.rsplit("/", 1)[-1]
     if is_secret(name):
-        return "may hold secrets"
+        return None, "may hold secrets"
     if name in LOCK_FILES:
-        return "lock file"
+        return None, "lock file"
     if any(fnmatch.fnmatchcase(name, p) for p in GENERATED_PATTERNS):
-        return "minified or generated"
-    if language_for(name) is None:
-        return "not a known source or text type"
+        return None, "minified or generated"
+    too_big = f"larger than {max_bytes // 1024} KiB"
+    language = language_for(name)
+    if language is None and not PurePath(name).suffix:
+        if st.st_size > max_bytes:
+            return None, too_big
+        language = sniff_language(path)
+    if language is None:
+        return None, "not a known source or text type"
     if st.st_size > max_bytes:
-        return f"larger than {max_bytes // 1024} KiB"
-    return None
+        return None, too_big
+    return language, None
 
 
 def scan(root: Path, settings: IndexSettings) -> ScanReport:
-    """Every indexable file under root, without reading file contents beyond nothing at all.
+    """Every indexable file under root, reading no file content but the `#!` line of a file
+    without an extension.
 
     Binary detection needs content, so it happens when the file is read for chunking.
     """
@@ -143,9 +230,11 @@ def _walk(root: Path, settings: IndexSettings) -> Iterator[FileInfo | tuple[str,
     rules = IgnoreRules(root, settings)
     max_bytes = settings.max_file_size_kb * 1024
     seen_dirs: set[tuple[int, int]] = set()
-    stack = [""]
+    # (folder, index of the part that is a built-in skipped folder, or -1): below such a
+    # folder only what a `!` pattern naming it re-includes counts.
+    stack: list[tuple[str, int]] = [("", -1)]
     while stack:
-        rel_dir = stack.pop()
+        rel_dir, anchor = stack.pop()
         abs_dir = root / rel_dir if rel_dir else root
         try:
             st = abs_dir.stat()
@@ -173,22 +262,30 @@ def _walk(root: Path, settings: IndexSettings) -> Iterator[FileInfo | tuple[str,
                 yield rel, "symlink to outside the workspace"
                 continue
             if stat.S_ISDIR(st.st_mode):
-                if entry.name in SKIP_DIRS or rules.ignored(rel, is_dir=True):
+                if entry.name in NEVER_DIRS or rules.ignored(rel, is_dir=True):
+                    continue
+                inner = anchor
+                if inner < 0 and entry.name in SKIP_DIRS:
+                    inner = rel.count("/")
+                # A skipped folder is pruned unless a `!` pattern may re-include something in it.
+                if inner >= 0 and not rules.reaches(rel, inner):
                     continue
                 if entry.is_symlink():
                     target = Path(os.path.realpath(entry.path))
                     if target == root or root in target.parents:
                         yield rel, "symlink into the workspace"
                         continue
-                stack.append(rel)
+                stack.append((rel, inner))
             elif stat.S_ISREG(st.st_mode):
                 if rules.ignored(rel, is_dir=False) or not rules.selected(rel):
                     continue
-                reason = skip_reason(rel, st, max_bytes)
+                if anchor >= 0 and not rules.reincluded(rel, anchor):
+                    continue
+                language, reason = classify(Path(entry.path), rel, st, max_bytes)
                 if reason:
                     yield rel, reason
                     continue
-                yield FileInfo(rel, st.st_size, st.st_mtime_ns, language_for(entry.name) or "text")
+                yield FileInfo(rel, st.st_size, st.st_mtime_ns, language or "text")
 
 
 def bad_name(name: str) -> str | None:
@@ -216,7 +313,7 @@ def inside(root: Path, path: str | Path) -> bool:
 def should_index(root: Path, rel_path: str, settings: IndexSettings) -> str | None:
     """The skip reason for one path (for editor events), or None when it belongs in the index."""
     parts = rel_path.split("/")
-    if any(p in SKIP_DIRS for p in parts[:-1]) or ".." in parts:
+    if any(p in NEVER_DIRS for p in parts[:-1]) or ".." in parts:
         return "excluded directory"
     problem = next((r for r in map(bad_name, parts) if r), None)
     if problem:
@@ -229,6 +326,9 @@ def should_index(root: Path, rel_path: str, settings: IndexSettings) -> str | No
             return "ignored by .gitignore"
     if rules.ignored(rel_path, is_dir=False):
         return "ignored by .gitignore"
+    anchor = next((i for i, p in enumerate(parts[:-1]) if p in SKIP_DIRS), -1)
+    if anchor >= 0 and not rules.reincluded(rel_path, anchor):
+        return "excluded directory"
     if not rules.selected(rel_path):
         return "outside include/exclude settings"
     try:
@@ -237,4 +337,4 @@ def should_index(root: Path, rel_path: str, settings: IndexSettings) -> str | No
         return f"cannot stat: {exc.strerror or exc}"
     if not stat.S_ISREG(st.st_mode):
         return "not a regular file"
-    return skip_reason(rel_path, st, settings.max_file_size_kb * 1024)
+    return classify(root / rel_path, rel_path, st, settings.max_file_size_kb * 1024)[1]

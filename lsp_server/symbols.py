@@ -39,7 +39,8 @@ log = logging.getLogger(__name__)
 Range = tuple[int, int, int, int]  # start line, start character, end line, end character
 
 # Bump when extraction changes: stored symbols from an older extractor are dropped.
-EXTRACTOR_VERSION = 1
+# 2: ranges cover Rust attributes and TypeScript member decorators above a definition.
+EXTRACTOR_VERSION = 2
 MAX_RESULTS = 200
 # Containers keep their innermost parts only, so absurd nesting cannot cost quadratic memory.
 MAX_CONTAINER_PARTS = 32
@@ -120,6 +121,16 @@ _EXTRA_TAGS: dict[str, tuple[str, ...]] = {
     "php": ("(enum_declaration name: (name) @name) @definition.enum",),
 }
 _EXTRA_TAGS["tsx"] = _EXTRA_TAGS["typescript"]
+# Attributes and decorators that grammars parse as siblings before the definition they belong
+# to (`#[derive(Debug)]`, a decorator on a TypeScript method): a definition's range starts at
+# the first of them that only whitespace separates from it. Python decorators, Java
+# annotations, C# and PHP attributes are children of the definition already.
+_ATTACHED: dict[str, str] = {
+    "rust": "(attribute_item) @attached",
+    "typescript": "(decorator) @attached",
+    "tsx": "(decorator) @attached",
+    "javascript": "(decorator) @attached",
+}
 
 
 @attrs.frozen
@@ -177,6 +188,8 @@ def _local_query(language: str) -> tree_sitter.Query | None:
             patterns.append(pattern)
         except Exception as exc:  # a grammar that renamed a node costs that pattern only
             log.warning("extra tags pattern for %s does not compile: %s", language, exc)
+    if language in _ATTACHED:
+        patterns.append(_ATTACHED[language])
     wrappers = _SINGLE_WRAPPERS | _OUTER_WRAPPERS
     if language in ("c", "cpp"):
         wrappers |= _C_DECLARATOR_WRAPPERS | _C_FUNCTION_HOLDERS
@@ -285,6 +298,7 @@ def _extract(tree: tree_sitter.Tree, source: bytes, language: str) -> list[Symbo
         return []
     matches = tree_sitter.QueryCursor(query).matches(tree.root_node)
     parents: dict[_NodeKey, tree_sitter.Node] = {}
+    attached: list[tree_sitter.Node] = []
     local = _local_query(language)
     if local is not None:
         for pattern, captures in tree_sitter.QueryCursor(local).matches(tree.root_node):
@@ -292,8 +306,12 @@ def _extract(tree: tree_sitter.Tree, source: bytes, language: str) -> list[Symbo
             if wrapper:
                 for child in wrapper[0].named_children:
                     parents[_key(child)] = wrapper[0]
+            elif "attached" in captures:
+                attached.append(captures["attached"][0])
             else:
                 matches.append((pattern, captures))
+    attached.sort(key=lambda n: n.end_byte)
+    attached_ends = [n.end_byte for n in attached]
     defs: dict[tuple[int, int, int, int], _Def] = {}
     for _pattern, captures in matches:
         names = captures.get("name")
@@ -321,10 +339,15 @@ def _extract(tree: tree_sitter.Tree, source: bytes, language: str) -> list[Symbo
             outer = _outer(node, parents)
             if kind is None or outer is None:
                 continue
-            d = _Def(outer.start_byte, outer.end_byte, name, tag, kind, _implied_container(node, source))
+            start, start_point = outer.start_byte, outer.start_point
+            i = bisect.bisect_right(attached_ends, start)
+            while i > 0 and not source[attached_ends[i - 1]:start].strip():
+                i -= 1
+                start, start_point = attached[i].start_byte, attached[i].start_point
+            d = _Def(start, outer.end_byte, name, tag, kind, _implied_container(node, source))
             d.sel = _range(source, name_node.start_byte, name_node.end_byte,
                            name_node.start_point, name_node.end_point)
-            d.rng = _range(source, outer.start_byte, outer.end_byte, outer.start_point, outer.end_point)
+            d.rng = _range(source, start, outer.end_byte, start_point, outer.end_point)
             if not (d.rng[:2] <= d.sel[:2] and d.sel[2:] <= d.rng[2:]):  # selection must lie inside
                 d.rng = (*min(d.rng[:2], d.sel[:2]), *max(d.rng[2:], d.sel[2:]))
             defs[key] = d

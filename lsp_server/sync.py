@@ -23,7 +23,7 @@ import numpy as np
 
 from . import chunking, scanning, symbols, tokens
 from .embedding import EmbeddingError, model_key
-from .languages import language_for
+from .languages import sniff_language
 from .store import Deletion, StoreError
 
 if TYPE_CHECKING:
@@ -316,6 +316,9 @@ def sync_workspace(index: WorkspaceIndex, progress: Progress | None = None, canc
         remove_files(index, deleted)
         stats.deleted_files = len(deleted)
 
+        # Stored symbols came from another extractor version and were dropped: read every file.
+        rebuild = index.symbols.needs_rebuild
+        force = force or rebuild
         todo = [f for f in report.files if force or _maybe_changed(known.get(f.path), f)]
         done = stats.files - len(todo)
         index.state.indexed_files = done
@@ -350,6 +353,8 @@ def sync_workspace(index: WorkspaceIndex, progress: Progress | None = None, canc
             progress(done, stats.files, f"{done}/{stats.files} files")
         if stats.changed_files or stats.deleted_files:
             index.store.flush()
+        if rebuild and not stats.cancelled:
+            index.symbols.needs_rebuild = False
         if not stats.cancelled:
             embed_pending(index, stats, progress, cancelled)
     except (StoreError, EmbeddingError, OSError) as exc:
@@ -444,7 +449,7 @@ def sync_paths(index: WorkspaceIndex, rel_paths: list[str], embed_now: bool = Tr
                 continue
             stats.skipped[rel] = reason
             continue
-        result, reason = read_and_chunk(index, rel, language_for(rel) or "text")
+        result, reason = read_and_chunk(index, rel, sniff_language(index.root / rel) or "text")
         if result is None:
             stats.skipped[rel] = reason or "skipped"
             if index.snapshot.get(rel) is not None:

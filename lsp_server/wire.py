@@ -48,9 +48,11 @@ def _kind(kind: int) -> int:
 
 
 def workspace_symbol(uri_of: UriOf, path: str, sym: Symbol) -> dict[str, Any]:
-    """An LSP WorkspaceSymbol, as JSON."""
+    """An LSP WorkspaceSymbol, as JSON. The location is the name, as pyright and jedi give it:
+    a jump lands on the name, not on a decorator, annotation or attribute above it
+    (documentSymbol keeps the full range)."""
     out: dict[str, Any] = {"name": sym.name, "kind": _kind(sym.kind),
-                           "location": {"uri": uri_of(path), "range": _range(sym.range)}}
+                           "location": {"uri": uri_of(path), "range": _range(sym.selection_range)}}
     if sym.container:
         out["containerName"] = sym.container
     return out

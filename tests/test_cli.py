@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
+import pty
+import re
 import shutil
 import subprocess
 import sys
@@ -78,3 +81,107 @@ def test_bad_input_exits_2_with_one_line(workspace: Path, env: dict[str, str], a
 def test_bad_environment_setting_exits_2(workspace: Path, env: dict[str, str]) -> None:
     out = run({**env, "CODE_CONTEXT_BATCH_SIZE": "many"}, "index", str(workspace))
     assert out.returncode == 2 and "CODE_CONTEXT_BATCH_SIZE" in out.stderr
+
+
+# ---------------------------------------------------------------------------------------
+# what the commands print on stderr (issue 18, item 5)
+
+SUMMARY = re.compile(r"\d+ results in \d+ ms")
+
+
+def test_search_with_the_local_model_prints_only_results_and_their_summary(workspace: Path,
+                                                                           env: dict[str, str]) -> None:
+    # The bundled model: transformers drew a "Loading weights" bar on stderr at every load.
+    local = {**env, "CODE_CONTEXT_PROVIDER": "local"}
+    out = run(local, "search", str(workspace), "retry failed http requests", "--limit", "3")
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.startswith("src/http_client.py:")
+    assert SUMMARY.fullmatch(out.stderr.strip()), out.stderr
+
+
+def test_search_on_a_locked_store_prints_one_line(workspace: Path, env: dict[str, str], tmp_path: Path) -> None:
+    # Another process holds the folder's Milvus Lite store without owning the folder (an older
+    # Code Context, or a script); Milvus Lite logged a traceback for each attempt to open it,
+    # before our own line and a duplicate warning.
+    assert run(env, "index", str(workspace)).returncode == 0
+    store = json.loads(run(env, "status", str(workspace), "--json").stdout)["store"]["uri"]
+    holder = subprocess.Popen([sys.executable, "-c", "import sys, time\nfrom pymilvus import MilvusClient\n"
+                               "MilvusClient(uri=sys.argv[1]); print('held', flush=True); time.sleep(120)", store],
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+        out = run(env, "search", str(workspace), "retry")
+    finally:
+        holder.kill()
+        holder.wait()
+    assert out.returncode == 1
+    lines = out.stderr.splitlines()
+    assert len(lines) == 1, out.stderr
+    assert lines[0].startswith("code-context: error: the vector store at ")
+    assert f"in use by another process (pid {holder.pid})" in lines[0]
+    assert out.stdout == ""
+
+
+def test_index_progress_is_plain_lines_when_stderr_is_no_terminal(workspace: Path, env: dict[str, str]) -> None:
+    out = run(env, "index", str(workspace))
+    assert out.returncode == 0, out.stderr
+    lines = out.stderr.splitlines()
+    assert lines[0] == "files 0/7"
+    assert re.fullmatch(r"files 7/7, \d+\.\d s", lines[1]), lines
+    assert re.fullmatch(r"chunks embedded 8/8, \d+\.\d s", lines[-1]), lines
+    assert "\r" not in out.stderr and "\x1b" not in out.stderr
+    assert out.stdout.startswith("files: 7  chunks: 8")
+
+
+def test_index_progress_on_a_terminal_is_one_line_redrawn(workspace: Path, env: dict[str, str]) -> None:
+    main, child = pty.openpty()
+    proc = subprocess.Popen([sys.executable, "-m", "lsp_server.cli", "index", str(workspace)], env=env,
+                            stdout=subprocess.PIPE, stderr=child, text=False)
+    os.close(child)
+    shown = b""
+    while True:
+        try:
+            data = os.read(main, 4096)
+        except OSError:  # EIO: the child closed the terminal
+            break
+        if not data:
+            break
+        shown += data
+    os.close(main)
+    stdout, _ = proc.communicate(timeout=300)
+    assert proc.returncode == 0
+    assert stdout.decode().startswith("files: 7  chunks: 8")  # the summary stays on stdout
+    text = shown.decode()
+    assert "\n" not in text, text  # one line, redrawn: files, then chunks embedded
+    draws = [d.removesuffix("\x1b[K") for d in text.split("\r") if d and d != "\x1b[K"]
+    assert draws[0].endswith("files 0/7")
+    assert any(re.fullmatch(r"\[#{24}\] files 7/7, \d+\.\d s", d) for d in draws), draws
+    assert re.fullmatch(r"\[#{24}\] chunks embedded 8/8, \d+\.\d s", draws[-1]), draws
+    assert text.endswith("\r\x1b[K")  # cleared before the summary
+
+
+def test_progress_rate_and_eta(monkeypatch: pytest.MonkeyPatch) -> None:
+    from lsp_server import cli
+
+    clock = [100.0]
+    monkeypatch.setattr(cli.time, "monotonic", lambda: clock[0])
+    out = io.StringIO()
+    bar = cli._ProgressBar(out)  # StringIO is no terminal: plain lines
+    bar(100, 1000, "scanning")  # 100 unchanged files: not part of the rate
+    clock[0] += 10
+    bar(300, 1000, "300/1000 files")
+    clock[0] += 10
+    bar(500, 1000, "500/1000 files")
+    clock[0] += 1  # within PLAIN_EVERY: not shown
+    bar(520, 1000, "520/1000 files")
+    clock[0] += 4
+    bar(1000, 1000, "1000/1000 files")
+    clock[0] += 30
+    bar(600, 2400, "embedding 600/2400 chunks")  # embedding began when reading ended
+    assert out.getvalue().splitlines() == [
+        "files 100/1000",
+        "files 300/1000  20/s  ETA 0:35",
+        "files 500/1000  20/s  ETA 0:25",
+        "files 1000/1000, 25.0 s",
+        "chunks embedded 600/2400  20/s  ETA 1:30",
+    ]

@@ -11,8 +11,8 @@ import threading
 import time
 import traceback
 from collections.abc import Callable, Iterator
-from email.utils import format_datetime
 from datetime import datetime, timedelta, timezone
+from email.utils import format_datetime
 
 import numpy as np
 import pytest

@@ -582,8 +582,8 @@ def test_remote_store_down_at_start_and_mid_run_loses_no_edits(tmp_path: Path) -
 
 def fake_openai_on(port: int, dimension: int = 32) -> FakeOpenAIServer:
     """The fake OpenAI server on a chosen port, so it can come back where it was."""
-    from http.server import ThreadingHTTPServer
     import threading
+    from http.server import ThreadingHTTPServer
 
     server = FakeOpenAIServer(dimension=dimension)
     server._httpd.server_close()

@@ -495,3 +495,53 @@ async def test_openai_provider_end_to_end(start: Start, workspace: Path, monkeyp
         assert answer["results"][0]["uri"] == uri(path)
         seen = repr(await status(client)) + repr(client.messages) + repr(client.log_messages)
     assert key not in seen and "/v1" not in repr(folder)
+
+
+DECORATED_FILES = {
+    "ledger.py": "import functools\n\n\nclass Account:\n    @property\n    def balance_total(self):\n        return 1\n\n"
+                 "    @classmethod\n    @functools.lru_cache(maxsize=None)\n    def from_ledger_rows(cls, rows):\n"
+                 "        return cls()\n",
+    "LedgerService.java": "@Deprecated\npublic class LedgerService {\n    @Override\n    @SuppressWarnings(\"x\")\n"
+                          "    public String describeLedger() { return \"\"; }\n}\n",
+    "LedgerRecord.cs": "[Serializable]\npublic class LedgerRecord {\n    [Obsolete(\"x\")]\n"
+                       "    public void ArchiveRecord() {}\n}\n",
+    "entry.rs": "#[derive(Debug)]\npub struct LedgerEntry { x: i32 }\n\n#[inline]\npub fn settle_entry() {}\n",
+    "widget.ts": "@Component({selector: \"x\"})\nexport class LedgerWidget {\n  @Input()\n  renderLedger(): void {}\n}\n",
+}
+
+
+def name_range(text: str, name: str) -> lsp.Range:
+    """Where a name is spelled in a file that holds it once (as a word)."""
+    for line, content in enumerate(text.split("\n")):
+        for prefix in (" ", "\t"):
+            if f"{prefix}{name}" in content and not content.lstrip().startswith(("@", "#[", "[")):
+                col = content.index(f"{prefix}{name}") + 1
+                return lsp.Range(lsp.Position(line, col), lsp.Position(line, col + len(name)))
+    raise AssertionError(name)
+
+
+async def test_workspace_symbol_locations_are_the_names_of_decorated_definitions(start: Start, tmp_path: Path,
+                                                                                 cache_dir: Path) -> None:
+    root = tmp_path / "decorated"
+    root.mkdir()
+    for name, text in DECORATED_FILES.items():
+        (root / name).write_text(text)
+    client = await start([root])
+    await wait_idle(client)
+    expected = {"balance_total": "ledger.py", "from_ledger_rows": "ledger.py", "Account": "ledger.py",
+                "LedgerService": "LedgerService.java", "describeLedger": "LedgerService.java",
+                "LedgerRecord": "LedgerRecord.cs", "ArchiveRecord": "LedgerRecord.cs",
+                "LedgerEntry": "entry.rs", "settle_entry": "entry.rs",
+                "LedgerWidget": "widget.ts", "renderLedger": "widget.ts"}
+    for name, file in expected.items():
+        found = await client.workspace_symbol_async(lsp.WorkspaceSymbolParams(query=name))
+        assert found and found[0].name == name, (name, found)
+        assert found[0].location.uri == uri(root / file)
+        assert found[0].location.range == name_range(DECORATED_FILES[file], name), name
+
+    # The outline keeps the whole definition, decorators included, and selects the name.
+    outline = await client.text_document_document_symbol_async(
+        lsp.DocumentSymbolParams(lsp.TextDocumentIdentifier(uri(root / "ledger.py"))))
+    method = next(c for c in outline[0].children or [] if c.name == "from_ledger_rows")
+    assert method.range.start == lsp.Position(8, 4)  # the @classmethod line
+    assert method.selection_range == name_range(DECORATED_FILES["ledger.py"], "from_ledger_rows")

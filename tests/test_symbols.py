@@ -729,3 +729,58 @@ def test_concurrent_writes_and_searches(index: SymbolIndex) -> None:
     thread.join()
     assert not errors
     assert len(index.search("shared_name")) == 50
+
+
+# ---------------------------------------------------------------------------------------
+# decorators, annotations and attributes (issue 18, item 3)
+
+DECORATED = [
+    ("python", "class A:\n    @classmethod\n    @functools.lru_cache(maxsize=None)\n    def from_rows(cls):\n"
+               "        pass\n", "from_rows", (1, 4)),
+    ("java", "class A {\n    @Override\n    @SuppressWarnings(\"x\")\n    public String describe() { return \"\"; }\n}\n",
+     "describe", (1, 4)),
+    ("csharp", "class A {\n    [Obsolete(\"x\")]\n    [Pure]\n    public void Archive() {}\n}\n", "Archive", (1, 4)),
+    ("rust", "/// docs stay out\n#[derive(Debug)]\n#[serde(rename = \"x\")]\npub struct Entry { x: i32 }\n",
+     "Entry", (1, 0)),
+    ("rust", "impl A {\n    #[inline]\n    pub fn settle() {}\n}\n", "settle", (1, 4)),
+    ("typescript", "class A {\n  @Input() name: string;\n  @HostListener(\"click\")\n  @Other()\n  render(): void {}\n}\n",
+     "render", (2, 2)),
+    ("typescript", "@Injectable()\nexport class Service {}\n", "Service", (0, 0)),
+    ("php", "<?php\nclass A {\n    #[Route(\"/x\")]\n    public function show() {}\n}\n", "show", (2, 4)),
+]
+
+
+@pytest.mark.parametrize(("language", "source", "name", "start"), DECORATED,
+                         ids=[f"{lang}-{name}" for lang, _, name, _ in DECORATED])
+def test_decorated_definitions_range_from_the_decorator_selection_on_the_name(
+        language: str, source: str, name: str, start: tuple[int, int]) -> None:
+    # The outline shows the whole definition; workspace/symbol jumps to selection_range.
+    sym = find(parse_extract(language, source), name)
+    assert sym.range[:2] == start
+    line, col = next((i, ln.index(f" {name}") + 1) for i, ln in enumerate(source.split("\n"))
+                     if f" {name}" in ln and "@" not in ln and "#[" not in ln)
+    assert sym.selection_range == (line, col, line, col + len(name))
+
+
+def test_symbols_from_an_older_extractor_are_rebuilt_by_the_next_sync(workspace: Path) -> None:
+    from lsp_server.index import WorkspaceIndex
+    from lsp_server.settings import parse
+    from lsp_server.sync import sync_workspace
+
+    settings = parse({"embedding": {"provider": "hash"}})[0]
+    index = WorkspaceIndex(workspace, settings)
+    assert not sync_workspace(index).error
+    before = {p: index.symbols.symbols_in(p) for p in index.symbols.files()}
+    assert before
+    db = index.dir / "state.db"
+    index.close()
+    with sqlite3.connect(db) as conn:  # as a state.db written by extractor version 1 says
+        conn.execute("UPDATE symbol_meta SET value = '1' WHERE key = 'version'")
+    index = WorkspaceIndex(workspace, settings)
+    try:
+        assert index.symbols.needs_rebuild and len(index.symbols) == 0
+        stats = sync_workspace(index)  # unchanged files: only the version mismatch makes it re-read them
+        assert {p: index.symbols.symbols_in(p) for p in index.symbols.files()} == before
+        assert not index.symbols.needs_rebuild and stats.changed_files == len(before)
+    finally:
+        index.close()
