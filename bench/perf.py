@@ -34,7 +34,7 @@ from typing import Any
 import numpy as np
 
 from bench.common import copy_real_code, machine, percentile
-from bench.indexing import chunk_texts, measure, raw_throughput, settings_for
+from bench.indexing import chunk_texts, measure, settings_for
 from bench.lsp_client import LspClient, tree_rss_kib, wait_quiet
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"

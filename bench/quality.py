@@ -27,8 +27,6 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlparse
 
-import attrs
-
 from bench import corpus as corpus_mod
 from bench.common import machine, percentile
 from bench.corpus import Query

@@ -45,7 +45,9 @@ from bench.indexing import settings_for
 from bench.lsp_client import LspClient
 from lsp_server import chunking, scanning, symbols
 from lsp_server.settings import IndexSettings
-from lsp_server.symbols import Symbol, SymbolIndex
+from lsp_server.symbol_index import MAX_RESULTS, SymbolIndex
+from lsp_server.symbol_match import segments
+from lsp_server.symbols import Symbol
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 SEED = 4  # the number: any fixed value makes the query set reproducible
@@ -176,7 +178,7 @@ def all_symbols(index: SymbolIndex) -> list[tuple[str, Symbol]]:
 # --- queries and judging -------------------------------------------------------------------------
 
 def _words(name: str) -> list[str]:
-    return [name[s:e].lower() for s, e in symbols.segments(name)]
+    return [name[s:e].lower() for s, e in segments(name)]
 
 
 def make_queries(syms: Sequence[tuple[str, Symbol]], seed: int = SEED,
@@ -435,7 +437,7 @@ def run(root: Path, runs: int, work: Path, log: Log, stdio: bool = True, mix: di
             f"{runs} passes in-process")
 
         def ask(text: str) -> list[Result]:
-            return [(p, s.name, s.container) for p, s, _ in index.symbols.search(text, symbols.MAX_RESULTS)]
+            return [(p, s.name, s.container) for p, s, _ in index.symbols.search(text, MAX_RESULTS)]
 
         for q in queries[:10]:  # warm up: regex caches, path ranks
             ask(q.text)

@@ -102,7 +102,7 @@ class Names:
     every variant), so search.symbol_scores can be replayed offline."""
 
     def __init__(self, cache_dir: Path) -> None:
-        from lsp_server.symbols import SymbolIndex
+        from lsp_server.symbol_index import SymbolIndex
 
         db = next((cache_dir / "workspaces").glob("workspace-*/state.db"))
         self.index = SymbolIndex(db)

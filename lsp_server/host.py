@@ -26,7 +26,7 @@ from .index import WorkspaceIndex
 from .query import Query, Result
 from .settings import Settings
 from .store import StoreError
-from .symbols import MAX_RESULTS as MAX_SYMBOLS
+from .symbol_index import MAX_RESULTS as MAX_SYMBOLS
 from .symbols import Symbol
 from .sync import Cancelled, Progress, SyncStats, sync_paths, sync_workspace
 from .verify import Differences, verify

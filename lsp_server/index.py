@@ -27,7 +27,7 @@ from .embedding import Embedder, EmbeddingCache, model_key
 from .locations import index_dir_for, private_dir
 from .settings import Settings
 from .store import Store, StoreError, StoreLocked
-from .symbols import SymbolIndex
+from .symbol_index import SymbolIndex
 from .sync import Snapshot
 
 log = logging.getLogger(__name__)

@@ -38,7 +38,7 @@ from .query import InvalidInput, Query, Result
 from .settings import Settings, layered
 from .shared_folder import FolderUnavailable, SharedFolder
 from .store import StoreError
-from .symbols import MAX_RESULTS as MAX_SYMBOLS
+from .symbol_index import MAX_RESULTS as MAX_SYMBOLS
 from .sync import SyncStats
 
 log = logging.getLogger(__name__)

@@ -5,13 +5,38 @@ from __future__ import annotations
 import re
 
 _WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*|[0-9]+")
-# Boundaries inside an identifier: lower→Upper, ACRONYMWord, letter↔digit.
-_PART = re.compile(r"[A-Z]+(?=[A-Z][a-z])|[A-Z]?[a-z]+|[A-Z]+|[0-9]+")
+
+
+def segments(name: str) -> tuple[tuple[int, int], ...]:
+    """(start, end) of the words of an identifier: split at non-alphanumerics, lower->Upper,
+    ACRONYM->Word (`HTTPRequest` -> HTTP, Request) and letter<->digit boundaries."""
+    out: list[tuple[int, int]] = []
+    start = -1
+    n = len(name)
+    for i, c in enumerate(name):
+        if not c.isalnum():
+            if start >= 0:
+                out.append((start, i))
+                start = -1
+            continue
+        if start < 0:
+            start = i
+            continue
+        prev = name[i - 1]
+        if ((c.isupper() and (prev.islower() or prev.isdigit()))
+                or (c.isupper() and prev.isupper() and i + 1 < n and name[i + 1].islower())
+                or c.isdigit() != prev.isdigit()):
+            out.append((start, i))
+            start = i
+    if start >= 0:
+        out.append((start, n))
+    return tuple(out)
 
 
 def split_identifier(word: str) -> list[str]:
-    """Lower-case parts of one identifier: "HTTPRequest_v2" -> ["http", "request", "v", "2"]."""
-    return [p.lower() for p in _PART.findall(word)]
+    """Lower-case parts of one identifier: "HTTPRequest_v2" -> ["http", "request", "v", "2"].
+    The same words the symbol matcher sees (segments), so search and go-to-symbol agree."""
+    return [word[a:b].lower() for a, b in segments(word)]
 
 
 def words(text: str) -> list[str]:

@@ -12,8 +12,9 @@ from pathlib import Path
 import pytest
 from lsprotocol import types as lsp
 
-from lsp_server import languages, symbols
-from lsp_server.symbols import Symbol, SymbolIndex, extract
+from lsp_server import languages, symbol_index, symbol_match, symbols
+from lsp_server.symbol_index import SymbolIndex
+from lsp_server.symbols import Symbol, extract
 from lsp_server.wire import document_symbols
 
 K = lsp.SymbolKind
@@ -484,7 +485,7 @@ def names(results: list[tuple[str, Symbol, float]]) -> list[str]:
 
 def test_segments() -> None:
     def words(name: str) -> list[str]:
-        return [name[a:b] for a, b in symbols.segments(name)]
+        return [name[a:b] for a, b in symbol_match.segments(name)]
 
     assert words("handle_request") == ["handle", "request"]
     assert words("HTTPRequest") == ["HTTP", "Request"]
@@ -558,7 +559,7 @@ def test_empty_queries_and_limit(index: SymbolIndex) -> None:
     for query in ("", "   ", ".", "::", "\t\n"):
         assert index.search(query) == []
     assert len(index.search("item", limit=10)) == 10
-    assert len(index.search("item", limit=1000)) == symbols.MAX_RESULTS
+    assert len(index.search("item", limit=1000)) == symbol_index.MAX_RESULTS
     assert index.search("item", limit=0) == []
     assert names(index.search("item", limit=3)) == ["item0", "item1", "item2"]
     assert names(index.search("zzz")) == []
@@ -579,16 +580,16 @@ def test_non_ascii_names(index: SymbolIndex) -> None:
 def test_vectorised_masks_match_reference() -> None:
     sample = ["HTTPRequest", "get_content_summary", "md5sum", "__init__", "a", "_", "X1Y2", "ÄpfelBaum",
               "İstanbul_x", "a" * 70, "a_b_c_d_e_f_g_h_i_j", "ABCDef", "x" * 64, "q-r.s$t"]
-    vec = symbols._names_info(sample)
+    vec = symbol_match.names_info(sample)
     for i, name in enumerate(sample):
-        assert symbols._name_info(name) == (int(vec[0][i]), int(vec[1][i]), int(vec[2][i]), int(vec[3][i]),
+        assert symbol_match.name_info(name) == (int(vec[0][i]), int(vec[1][i]), int(vec[2][i]), int(vec[3][i]),
                                             vec[4][i]), name
 
 
 def test_adversarial_names_stay_fast(index: SymbolIndex) -> None:
     words = ["b"] + ["aaaaaa"] * 40
     started = time.perf_counter()
-    assert symbols._word_pieces("a" * 30 + "b", words) is None
+    assert symbol_match.word_pieces("a" * 30 + "b", words) is None
     index.replace_file("evil.py", [sym("_".join(words)), sym("_".join(["b"] + ["aaaaaa"] * 8))])
     assert index.search("a" * 30 + "b") == []
     assert index.search("aaaaaaab") == []
@@ -702,7 +703,7 @@ def test_incremental_edits_match_brute_force(index: SymbolIndex) -> None:
             for query in ("get_item0", "run_", "handle"):
                 expected = sorted((p, n) for p, ns in model.items() for n in ns if n.startswith(query))
                 got = sorted((p, s.name) for p, s, _ in index.search(query) if s.name.startswith(query))
-                assert got == expected[:symbols.MAX_RESULTS] or len(expected) > symbols.MAX_RESULTS
+                assert got == expected[:symbol_index.MAX_RESULTS] or len(expected) > symbol_index.MAX_RESULTS
     assert index.files() == set(model)
     # freed slots are reused once the sorted order stops listing them: memory follows the live count
     assert len(index._syms) <= most_alive + 1100
