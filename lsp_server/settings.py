@@ -11,8 +11,8 @@ import copy
 from typing import Any, Literal
 
 import attrs
-import cattrs
-from cattrs.gen import make_dict_structure_fn, make_dict_unstructure_fn, override
+
+from .convert import camel, converter
 
 Provider = Literal["local", "openai", "hash"]
 Mode = Literal["hybrid", "semantic", "keyword"]
@@ -90,30 +90,6 @@ class Settings:
     search: SearchSettings = attrs.Factory(SearchSettings)
 
 
-def camel(name: str) -> str:
-    head, *rest = name.split("_")
-    return head + "".join(part.title() for part in rest)
-
-
-def _camel_converter() -> cattrs.Converter:
-    conv = cattrs.Converter(forbid_extra_keys=True)
-
-    def structure_hook(cls: type) -> Any:
-        overrides = {a.name: override(rename=camel(a.name)) for a in attrs.fields(cls)}
-        return make_dict_structure_fn(cls, conv, _cattrs_forbid_extra_keys=True, **overrides)
-
-    def unstructure_hook(cls: type) -> Any:
-        overrides = {a.name: override(rename=camel(a.name)) for a in attrs.fields(cls)}
-        return make_dict_unstructure_fn(cls, conv, **overrides)
-
-    conv.register_structure_hook_factory(attrs.has, structure_hook)
-    conv.register_unstructure_hook_factory(attrs.has, unstructure_hook)
-    return conv
-
-
-converter = _camel_converter()
-
-
 def merge(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
     """Deep-merge two raw settings dicts; the later source wins per key."""
     out = copy.deepcopy(base)
@@ -123,25 +99,6 @@ def merge(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
         else:
             out[key] = copy.deepcopy(value)
     return out
-
-
-_PRIMITIVES: dict[Any, tuple[type, ...]] = {
-    int: (int,), float: (int, float), str: (str,), bool: (bool,),
-    int | None: (int, type(None)), str | None: (str, type(None)), list[str]: (list,),
-}
-
-
-def _check_primitive(tp: Any, value: Any) -> None:
-    """cattrs coerces "5" to 5 and 1.5 to 1; settings from JSON should be the declared type."""
-    allowed = _PRIMITIVES.get(tp)
-    if allowed is None:
-        return
-    if isinstance(value, bool) and bool not in allowed:
-        raise TypeError("boolean where a number or string was expected")
-    if not isinstance(value, allowed):
-        raise TypeError(f"expected {tp}")
-    if tp == list[str] and not all(isinstance(v, str) for v in value):
-        raise TypeError("expected a list of strings")
 
 
 def _structure(cls: type, raw: dict[str, Any], prefix: str, bad: list[str]) -> Any:
@@ -162,8 +119,7 @@ def _structure(cls: type, raw: dict[str, Any], prefix: str, bad: list[str]) -> A
                 continue
             if value is None and field.default is not None and not isinstance(field.default, attrs.Factory):
                 raise TypeError("null")
-            structured = converter.structure(value, field.type)
-            _check_primitive(field.type, value)
+            structured = converter.structure(value, field.type)  # strict: "5" is no integer
             if field.validator is not None:
                 field.validator(None, field, structured)
             kwargs[field.name] = structured
@@ -180,10 +136,6 @@ def parse(raw: Any) -> tuple[Settings, list[str]]:
         return Settings(), ["(root): expected an object"]
     bad: list[str] = []
     return _structure(Settings, raw, "", bad), bad
-
-
-def to_dict(settings: Settings) -> dict[str, Any]:
-    return converter.unstructure(settings)
 
 
 def layered(sources: list[tuple[str, Any]]) -> tuple[Settings, list[str]]:

@@ -18,6 +18,7 @@ import attrs
 import pytest
 
 from lsp_server import settings as server_settings
+from lsp_server.convert import camel
 
 PACKAGE_JSON = Path(__file__).resolve().parents[1] / "vscode-client" / "package.json"
 CLIENT_ONLY = ("codeContext.server.", "codeContext.trace.")
@@ -35,7 +36,7 @@ def _server_fields() -> dict[str, attrs.Attribute]:
     for section in attrs.fields(server_settings.Settings):
         attrs.resolve_types(section.type)
         for field in attrs.fields(section.type):
-            out[f"codeContext.{server_settings.camel(section.name)}.{server_settings.camel(field.name)}"] = field
+            out[f"codeContext.{camel(section.name)}.{camel(field.name)}"] = field
     return out
 
 
