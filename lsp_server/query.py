@@ -8,12 +8,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Literal, get_args
 
 import attrs
 import pathspec
 
-from .settings import MODES
-
+Mode = Literal["hybrid", "semantic", "keyword"]
+MODES: tuple[str, ...] = get_args(Mode)
 MAX_QUERY_CHARS = 1000
 MAX_LIMIT = 100
 

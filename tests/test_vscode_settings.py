@@ -17,6 +17,7 @@ from typing import Any
 import attrs
 import pytest
 
+from lsp_server import query
 from lsp_server import settings as server_settings
 from lsp_server.convert import camel
 
@@ -117,4 +118,4 @@ def test_the_comparison_sees_a_difference() -> None:
     assert _default(field) == CONTRIBUTED["codeContext.embedding.concurrency"]["default"]
     assert not _accepts(field, CONTRIBUTED["codeContext.embedding.concurrency"]["minimum"] - 1)
     assert _schema_type(int | None) == {"type": ["integer", "null"]}
-    assert _schema_type(server_settings.Mode)["enum"] == list(server_settings.MODES)
+    assert _schema_type(query.Mode)["enum"] == list(query.MODES)
