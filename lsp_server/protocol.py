@@ -132,6 +132,8 @@ class FolderStatus:
     indexed_files: int
     chunks: int
     pending_chunks: int
+    redactions: int  # secrets replaced in the indexed files' text before storing or embedding
+    redacted_files: int  # files with at least one
     embedding: EmbeddingInfo
     store: StoreInfo
     last_error: str | None = None

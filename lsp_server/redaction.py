@@ -48,6 +48,10 @@ from detect_secrets.plugins.twilio import TwilioKeyDetector
 from detect_secrets.util.code_snippet import CodeSnippet
 from detect_secrets.util.filetype import FileType, determine_file_type
 
+# Part of the index's identity: a new value re-reads every file of existing indexes, so that
+# chunks stored under older rules (or before there was redaction) do not keep a secret.
+RULES_VERSION = "1"
+
 # Plugins whose every match is a secret. Left out: public IPs (not secrets), the generic
 # Base64/Hex high-entropy plugins (hashes and test vectors in ordinary code), Artifactory
 # (any all-caps word starting with "AP" matches) and the IBM/Cloudant/SoftLayer keyword rules.
@@ -100,7 +104,7 @@ AWS_SECRET_LINES = 5
 MIN_KEYWORD_SECRET = 8
 MIN_KEYWORD_ENTROPY = 3.0
 # Templates and format strings, URLs, all-caps or lower-case names, words joined by - _ . / : @.
-_NOT_SECRET = re.compile(r"[{}$<>%]|\.\.\.|://|^urn:|^[A-Z_]+$|^[a-z_./-]+$"
+_NOT_SECRET = re.compile(r"[{}$<>%]|\.\.\.|://|^urn:|^\[REDACTED:|^[A-Z_]+$|^[a-z_./-]+$"
                          r"|^[A-Za-z][a-z]*(?:[-_./:@ ]?[A-Z]?[a-z]+)*$")
 # What documentation writes where a password goes: https://user:password@host, ACxxxxxxxx.
 _PLACEHOLDER = re.compile(r"^[<{\[$%*]|^(?:pass(?:word)?|passwd|pwd|secret|changeme|example|test)$", re.I)
@@ -174,6 +178,18 @@ def redact(text: str, path: str = "") -> Redacted:
         pos = f.end
     out.append(text[pos:])
     return Redacted("".join(out), tuple(findings))
+
+
+def redact_lines(lines: list[str], path: str = "") -> list[str]:
+    """Lines (each with its line end) with secrets replaced, as many as given: for callers that
+    address them by number. The whole text is scanned, so a key body is found with its header."""
+    found = redact("".join(lines), path)
+    if not found.findings:
+        return lines
+    out = found.text.splitlines(keepends=True)
+    if len(out) == len(lines):
+        return out
+    return [redact(line, path).text for line in lines]  # a span held a \r or other line break
 
 
 def find_secrets(text: str, path: str = "") -> list[Finding]:

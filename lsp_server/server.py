@@ -33,7 +33,7 @@ from pygls.protocol import LanguageServerProtocol
 from pygls.uris import from_fs_path, to_fs_path
 from watchdog.observers.api import BaseObserver
 
-from . import protocol, watching
+from . import protocol, redaction, watching
 from . import search as engine
 from .embedding import EmbeddingError
 from .index import WorkspaceIndex
@@ -233,14 +233,14 @@ def _status(ls: CodeContextServer, folder: Folder) -> protocol.FolderStatus:
     index = folder.index
     if index is None:
         emb = ls.settings.embedding
-        return protocol.FolderStatus(folder.uri, "error" if folder.error else "indexing", 0, 0, 0, 0,
+        return protocol.FolderStatus(folder.uri, "error" if folder.error else "indexing", 0, 0, 0, 0, 0, 0,
                                      protocol.EmbeddingInfo(emb.provider, emb.model or "", emb.dimensions or 0),
                                      protocol.StoreInfo(display_uri(ls.settings.store.uri or "")), folder.error)
     info = index.status(open_store=False)
     emb = info["embedding"]
     return protocol.FolderStatus(
         folder.uri, "indexing" if folder.syncing else info["state"], info["files"], info["indexedFiles"],
-        info["chunks"], info["pendingChunks"],
+        info["chunks"], info["pendingChunks"], info["redactions"], info["redactedFiles"],
         protocol.EmbeddingInfo(str(emb["provider"]), str(emb["model"]), int(emb.get("dimension") or 0),
                                str(emb["baseUrl"]) if emb.get("baseUrl") else None),
         protocol.StoreInfo(info["store"]["uri"]), info.get("lastError"))
@@ -299,7 +299,9 @@ async def _reconfigure(ls: CodeContextServer) -> None:
         old, new = ls.settings, _merged_settings(ls)
         ls.settings = new
         for folder in list(ls.folders.values()):
-            if (old.embedding, old.store) != (new.embedding, new.store):
+            # Redaction decides what the stored rows hold: like a new model, a new index.
+            if (old.embedding, old.store, old.index.redact_secrets) != (
+                    new.embedding, new.store, new.index.redact_secrets):
                 await _reopen(ls, folder)
             elif folder.index is not None:
                 folder.index.settings = new
@@ -608,6 +610,8 @@ async def similar(ls: CodeContextServer, raw: Any) -> Any:
         if folder.index is None:
             return _response([], True)
         lines = await asyncio.to_thread(_document_lines, ls, params.uri, folder.root / rel)
+        if folder.index.settings.index.redact_secrets:  # the lines go to the embedder, maybe a remote one
+            lines = await asyncio.to_thread(redaction.redact_lines, lines, rel)
         last = max(end.line + (end.character > 0), start.line + 1)  # exclusive
         text = "".join(lines[start.line:last])
         results = await asyncio.get_running_loop().run_in_executor(
