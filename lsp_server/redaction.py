@@ -103,9 +103,11 @@ AWS_SECRET_LINES = 5
 # A keyword value is redacted when it looks random: long enough, no spaces, varied characters.
 MIN_KEYWORD_SECRET = 8
 MIN_KEYWORD_ENTROPY = 3.0
-# Templates and format strings, URLs, all-caps or lower-case names, words joined by - _ . / : @.
+# Templates and format strings, URLs, all-caps or lower-case names, words joined by - _ . / : @,
+# snake_case or dotted names with digits, calls.
 _NOT_SECRET = re.compile(r"[{}$<>%]|\.\.\.|://|^urn:|^\[REDACTED:|^[A-Z_]+$|^[a-z_./-]+$"
-                         r"|^[A-Za-z][a-z]*(?:[-_./:@ ]?[A-Z]?[a-z]+)*$")
+                         r"|^[A-Za-z][a-z]*(?:[-_./:@ ]?[A-Z]?[a-z]+)*$|^[a-z][a-z0-9]*(?:[_.][a-z0-9]+)+$"
+                         r"|^[A-Za-z_][\w.]*\(.*\)$")
 # What documentation writes where a password goes: https://user:password@host, ACxxxxxxxx.
 _PLACEHOLDER = re.compile(r"^[<{\[$%*]|^(?:pass(?:word)?|passwd|pwd|secret|changeme|example|test)$", re.I)
 # Tokens a pattern found must look random: this rules out ACxxxxxxxx and the like.
@@ -281,7 +283,8 @@ def _pem_spans(text: str) -> Iterable[tuple[int, int, str]]:
                 while end < len(text) and (body := _PEM_BODY_LINE.match(text, end)) and body.end() > end:
                     end = body.end()
                 end = end - 1 if text[end - 1] == "\n" else end  # the last line's newline stays
-        if end > m.end():
+        body = text[m.end():end].replace("\\n", "").strip()
+        if body and body != placeholder("Private Key"):  # not redacted already
             yield m.end(), end, "Private Key"
         pos = max(end, m.end())
 
