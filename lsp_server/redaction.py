@@ -141,9 +141,10 @@ class Redacted:
     def count(self) -> int:
         return len(self.findings)
 
-    def reason(self) -> str:
-        """What was redacted and where, never the secret itself."""
-        return ", ".join(f.describe() for f in self.findings)
+    def reason(self, most: int = 20) -> str:
+        """What was redacted and where, never the secret itself; the first `most` findings."""
+        listed = ", ".join(f.describe() for f in self.findings[:most])
+        return listed + (f" and {len(self.findings) - most} more" if len(self.findings) > most else "")
 
 
 def placeholder(kind: str) -> str:
