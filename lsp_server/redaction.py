@@ -6,10 +6,10 @@ through ``redact`` before it is chunked: chunks, the BM25 text and the embedded 
 made from the redacted text. A secret's span is replaced by ``[REDACTED:<kind>]`` followed by
 as many newlines as the span held, so every line keeps its number.
 
-The detectors are Yelp's detect-secrets plugins (Apache-2.0), called line by line through
-their ``analyze_string``; a plugin runs on a file only when one of its patterns matches
-somewhere in the whole text, which keeps the cost far below indexing (docs/BENCHMARKS.md).
-Written here are only what the library does not give: the extent of a PEM private key (the
+The detectors are Yelp's detect-secrets plugins (Apache-2.0). Their compiled patterns run
+once over a file's whole text and the plugin's own ``analyze_string`` confirms each match;
+the keyword rules run only on lines holding a hint word. The library's line-by-line
+scanner costs about 30 times as much (docs/BENCHMARKS.md). Written here are only what the library does not give: the extent of a PEM private key (the
 plugin flags its first line only), GitHub fine-grained tokens (``github_pat_``), Google API
 keys (``AIza``), an AWS secret access key next to its key id, and assignments to names with
 ``token`` in them. Keyword assignments are redacted only when the value looks random, so that
@@ -74,7 +74,8 @@ _PEM_MAX_CHARS = 64 * 1024
 # Without a footer, the body is what follows the header on its line (a key written with \n
 # escapes) and the lines after it that look like base64 or PGP armour headers.
 _PEM_REST_OF_LINE = re.compile(r"[A-Za-z0-9+/=\\]*")
-_PEM_BODY_LINE = re.compile(r"[ \t]*[\"']?(?:[A-Za-z0-9+/=]{16,}|(?:Version|Comment|Proc-Type|DEK-Info):.*|)[\"']?[,;+]?[ \t]*(?:\n|$)")
+_PEM_BODY_LINE = re.compile(r"[ \t]*[\"']?(?:[A-Za-z0-9+/=]{16,}|(?:Version|Comment|Proc-Type|DEK-Info):.*|)"
+                            r"[\"']?[,;+]?[ \t]*(?:\n|$)")
 
 # detect-secrets' keyword rules, with names holding "token" and "access key" added to its list.
 _NAMES = "|".join((*keyword.DENYLIST, r"[a-z_]*token", r"access_?key", r"auth"))
@@ -200,13 +201,13 @@ def find_secrets(text: str, path: str = "") -> list[Finding]:
     starts = [0] + [m.end() for m in re.finditer("\n", text)]
     lines = text.split("\n")
     spans: list[tuple[int, int, str]] = list(_pem_spans(text))
+    values: dict[str, str] = {}  # secret value -> kind: every occurrence in the file goes
 
     def found(start: int, end: int, kind: str) -> None:
         spans.append((start, end, kind))
         if end - start >= MIN_REPEATED_SECRET:
             values.setdefault(text[start:end], kind)
 
-    values: dict[str, str] = {}  # secret value -> kind: every occurrence in the file goes
     for plugin in _PLUGINS:
         for pattern in plugin.denylist:
             for m in pattern.finditer(text):
