@@ -36,8 +36,11 @@ SETTING_FLAGS: dict[str, tuple[str, str]] = {
     "store_uri": ("store", "uri"),
     "store_token_env": ("store", "tokenEnv"),
     "max_file_size_kb": ("index", "maxFileSizeKb"),
+    "redact_secrets": ("index", "redactSecrets"),
 }
 _INT_FLAGS = {"dimensions", "batch_size", "concurrency", "max_file_size_kb"}
+_BOOL_FLAGS = {"redact_secrets"}
+_BOOLS = {"1": True, "true": True, "yes": True, "on": True, "0": False, "false": False, "no": False, "off": False}
 
 
 class UsageError(Exception):
@@ -61,12 +64,22 @@ def _add_settings_flags(p: argparse.ArgumentParser) -> None:
     g.add_argument("--store-uri", help="Milvus server URI or Milvus Lite .db file (default: per-workspace file)")
     g.add_argument("--store-token-env", help="environment variable holding the Milvus token")
     g.add_argument("--max-file-size-kb", type=int, help="skip files larger than this (default: 1024)")
+    g.add_argument("--no-redact-secrets", dest="redact_secrets", action="store_const", const=False, default=None,
+                   help="store and embed secrets found in files as they are (default: replace them; "
+                        "CODE_CONTEXT_REDACT_SECRETS=0)")
+
+
+def _add_verbose(p: argparse.ArgumentParser) -> None:
+    # SUPPRESS: a subcommand without -v leaves the top-level value (`code-context -v index`) alone.
+    p.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS,
+                   help="log progress, skipped files and redactions to stderr")
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="code-context", description="Semantic code search over a folder, offline by default.")
     parser.add_argument("-v", "--verbose", action="store_true", help="log progress and skipped files to stderr")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    commands = sub.choices
 
     p = sub.add_parser("index", help="index a folder, or bring its index up to date")
     p.add_argument("path")
@@ -103,6 +116,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("path", nargs="?", default=".", help="the folder (default: the current directory)")
     _add_settings_flags(p)
 
+    for name, p in commands.items():
+        if name != "serve":  # serve has --log-level
+            _add_verbose(p)
+
     p = sub.add_parser("serve", help="run the language server (stdio by default)")
     add_serve_arguments(p)
     return parser
@@ -133,6 +150,10 @@ def settings_from(args: argparse.Namespace, environ: dict[str, str] | None = Non
                         value = int(env_value)
                     except ValueError:
                         raise UsageError(f"CODE_CONTEXT_{flag.upper()} must be an integer, got {env_value!r}")
+                elif flag in _BOOL_FLAGS:
+                    if env_value.strip().lower() not in _BOOLS:
+                        raise UsageError(f"CODE_CONTEXT_{flag.upper()} must be 1 or 0, got {env_value!r}")
+                    value = _BOOLS[env_value.strip().lower()]
         if value is not None:
             raw.setdefault(section, {})[key] = value
     parsed, bad = settings_mod.parse(raw)
@@ -275,6 +296,7 @@ def cmd_index(args: argparse.Namespace) -> int:
               f"from cache: {stats.cached}  skipped: {len(stats.skipped)}  seconds: {stats.seconds:.2f}")
         if stats.pending:
             print(f"pending: {stats.pending} chunks wait for embedding (keyword search covers them)")
+        _print_redactions(host.index)
         if args.verbose:
             for path, reason in sorted(stats.skipped.items()):
                 print(f"skipped {path}: {reason}", file=sys.stderr)
@@ -301,10 +323,22 @@ def _index_remotely(shared: SharedFolder, args: argparse.Namespace, bar: _Progre
     print(f"files: {status.files}  chunks: {status.chunks}  pending: {status.pending_chunks}  "
           f"seconds: {time.monotonic() - started:.2f}  (indexed by process "
           f"{status.owner.process_id if status.owner else '?'}, which owns this folder)")
+    print(f"secrets redacted: {status.redactions} in {status.redacted_files} files")
     if status.last_error:
         print(f"error: {status.last_error}", file=sys.stderr)
         return 1
     return 0
+
+
+def _print_redactions(index: Any) -> None:
+    """Totals over the index, then each file with what was redacted and where (never the secret)."""
+    if not index.settings.index.redact_secrets:
+        print("secrets: not redacted (redaction is off)")
+        return
+    redacted = index.snapshot.redactions()
+    print(f"secrets redacted: {sum(n for n, _ in redacted.values())} in {len(redacted)} files")
+    for path, (_count, reason) in redacted.items():
+        print(f"redacted {path}: {reason}")
 
 
 def cmd_search(args: argparse.Namespace) -> int:
@@ -363,6 +397,10 @@ def cmd_status(args: argparse.Namespace) -> int:
     print(f"state:      {status.state}")
     print(f"files:      {status.indexed_files} indexed")
     print(f"chunks:     {status.chunks} ({status.pending_chunks} waiting for vectors)")
+    if shared.settings.index.redact_secrets:
+        print(f"secrets:    {status.redactions} redacted in {status.redacted_files} files")
+    else:
+        print("secrets:    not redacted (redaction is off)")
     print(f"embedding:  {emb.provider} {emb.model} ({emb.dimension} dimensions)")
     print(f"store:      {status.store.uri}")
     print(f"index dir:  {index_dir_for(shared.root)}")

@@ -19,8 +19,8 @@ from typing import Any
 
 from watchdog.observers.api import BaseObserver
 
+from . import redaction, watching
 from . import search as engine
-from . import watching
 from .embedding import EmbeddingError
 from .index import WorkspaceIndex
 from .query import Query, Result
@@ -154,7 +154,13 @@ class FolderHost:
         results = engine.search(index, query.text, query.limit, mode, query.include, query.exclude, query.languages)
         return results, partial
 
-    def similar(self, rel: str, text: str, start_line: int, end_line: int, limit: int) -> list[Result]:
+    def similar(self, rel: str, lines: list[str], start_line: int, end_line: int, limit: int) -> list[Result]:
+        """Code like lines start_line..end_line (1-based, inclusive) of a document's lines. The
+        whole document is redacted first, as indexing does: the lines go to the embedder, maybe
+        a remote one, and a key's body is only known as one by the header above it."""
+        if self.index.settings.index.redact_secrets:
+            lines = redaction.redact_lines(lines, rel)
+        text = "".join(lines[start_line - 1:end_line])
         return engine.similar(self.index, rel, text, start_line, end_line, limit)
 
     def symbols(self, query: str, limit: int = MAX_SYMBOLS) -> list[tuple[str, Symbol, float]]:

@@ -21,6 +21,7 @@ from typing import Any
 
 import attrs
 
+from . import redaction
 from . import store as store_mod
 from .embedders import create_embedder
 from .embedding import Embedder, EmbeddingCache, model_key
@@ -150,7 +151,10 @@ class WorkspaceIndex:
                     raise
                 self._store_failure = None
                 fingerprint = hashlib.sha256(self.store_uri.encode("utf-8", "surrogatepass")).hexdigest()[:16]
-                started_over = self.snapshot.bind_model(f"{key}|store:{fingerprint}")
+                # What the rows hold depends on redaction too: turning it on or off (or new
+                # detectors) re-reads every file, so no chunk keeps a secret it should not.
+                redact = redaction.RULES_VERSION if self.settings.index.redact_secrets else "off"
+                started_over = self.snapshot.bind_model(f"{key}|store:{fingerprint}|redact:{redact}")
                 if store.created and not started_over and self.snapshot.count():
                     self._notice(f"the vector store at {store_mod.display_uri(self.store_uri)} held nothing for "
                                  f"the {self.snapshot.count()} files indexed before; they are indexed again")
@@ -203,12 +207,16 @@ class WorkspaceIndex:
         """What is indexed. The server polls it with ``open_store=False``: opening a store can
         wait on a model or a remote server, and a poll must answer at once."""
         with self._state_lock:
+            redacted = self.snapshot.redactions()
             info: dict[str, Any] = {
                 "root": str(self.root),
                 "state": self.state.state,
                 "files": self.state.files or self.snapshot.count(),
                 "indexedFiles": self.snapshot.count(done_only=True),
                 "symbols": len(self.symbols),
+                # Secrets redacted from the indexed files' chunks (never stored or embedded).
+                "redactions": sum(n for n, _ in redacted.values()),
+                "redactedFiles": len(redacted),
                 "embedding": self.embedder.describe(),
                 "store": {"uri": store_mod.display_uri(self.store_uri)},
                 "indexDir": str(self.dir),

@@ -101,6 +101,8 @@ class StatusOutput(BaseModel):
     indexed_files: int
     chunks: int
     pending_chunks: int = Field(description="chunks without vectors yet: keyword search covers them")
+    secrets_redacted: int = Field(description="secrets replaced in the indexed text, in redacted_files files")
+    redacted_files: int
     embedding_provider: str
     embedding_model: str
     store: str
@@ -198,19 +200,20 @@ class Tools:
         return _answer(out, _render(out.results, header))
 
     async def find_similar(self, path: str, start_line: int, end_line: int, limit: int = 10) -> CallToolResult:
-        rel, text = await self._run(self._lines, path, start_line, end_line)
+        rel, lines = await self._run(self._lines, path, start_line, end_line)
         try:
             query.check_limit(limit, most=MAX_RESULTS)
         except InvalidInput as exc:
             raise ToolError(str(exc)) from None
-        results, partial = await self._run(self.shared.similar, rel, text, start_line, end_line, limit)
+        results, partial = await self._run(self.shared.similar, rel, lines, start_line, end_line, limit)
         status = await self._run(self.shared.status)
         out = SearchOutput(results=_results(results), partial=partial, indexed_files=status.indexed_files,
                            total_files=status.files)
         return _answer(out, _render(out.results, f"{len(out.results)} chunks like {rel}:{start_line}-{end_line}"))
 
-    def _lines(self, path: str, start_line: int, end_line: int) -> tuple[str, str]:
-        """The folder-relative path and the text of the given lines; never outside the folder."""
+    def _lines(self, path: str, start_line: int, end_line: int) -> tuple[str, list[str]]:
+        """The folder-relative path and the file's lines, checked against the range; never
+        outside the folder."""
         root = self.shared.root
         try:
             resolved = (root / path).resolve()
@@ -226,7 +229,7 @@ class Tools:
         lines = resolved.read_text(encoding="utf-8", errors="replace").splitlines(keepends=True)
         if start_line > len(lines):
             raise InvalidInput("start_line", f"is past the end of the file ({len(lines)} lines)")
-        return rel, "".join(lines[start_line - 1:end_line])
+        return rel, lines
 
     async def find_symbol(self, query_text: str, limit: int = 20) -> CallToolResult:
         if not query_text.strip():
@@ -256,7 +259,8 @@ class Tools:
         owner = s.owner
         return StatusOutput(
             state=s.state, files=s.files, indexed_files=s.indexed_files, chunks=s.chunks,
-            pending_chunks=s.pending_chunks, embedding_provider=s.embedding.provider,
+            pending_chunks=s.pending_chunks, secrets_redacted=s.redactions, redacted_files=s.redacted_files,
+            embedding_provider=s.embedding.provider,
             embedding_model=s.embedding.model, store=s.store.uri,
             owner=Peer(process_id=owner.process_id, face=owner.face) if owner else None,
             followers=[Peer(process_id=c.process_id, face=c.face) for c in owner.clients] if owner else [],

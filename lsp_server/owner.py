@@ -174,7 +174,7 @@ class OwnerServer:
             raise InvalidInput("uri", "is not a readable file")
         lines = path.read_text(encoding="utf-8", errors="replace").splitlines(keepends=True)
         last = max(end.line + (end.character > 0), start.line + 1)  # exclusive
-        results = host.similar(rel, "".join(lines[start.line:last]), start.line + 1, last, limit)
+        results = host.similar(rel, lines, start.line + 1, last, limit)
         return wire.search_response([(self._uri_of, r) for r in results], host.syncing)
 
     def _reindex(self, raw: Any) -> Any:

@@ -138,6 +138,8 @@ class FolderStatus:
     indexed_files: int
     chunks: int
     pending_chunks: int
+    redactions: int  # secrets replaced in the indexed files' text before storing or embedding
+    redacted_files: int  # files with at least one
     embedding: EmbeddingInfo
     store: StoreInfo
     last_error: str | None = None
@@ -168,6 +170,7 @@ class Identity:
     dimensions: int | None = None
     base_url: str | None = None
     store_uri: str | None = None
+    redact_secrets: bool = True  # what the stored rows hold: with or without secrets
 
 
 @attrs.frozen

@@ -235,7 +235,7 @@ def _status(ls: CodeContextServer, folder: Folder) -> protocol.FolderStatus:
         except (FolderUnavailable, StoreError) as exc:
             error = str(exc)
     emb = ls.settings.embedding
-    return protocol.FolderStatus(folder.uri, "error" if error else "indexing", 0, 0, 0, 0,
+    return protocol.FolderStatus(folder.uri, "error" if error else "indexing", 0, 0, 0, 0, 0, 0,
                                  protocol.EmbeddingInfo(emb.provider, emb.model or "", emb.dimensions or 0),
                                  protocol.StoreInfo(ls.settings.store.uri or ""), error)
 
@@ -284,7 +284,9 @@ async def _reconfigure(ls: CodeContextServer) -> None:
         old, new = ls.settings, _merged_settings(ls)
         ls.settings = new
         for folder in list(ls.folders.values()):
-            if (old.embedding, old.store) != (new.embedding, new.store):
+            # Redaction decides what the stored rows hold: like a new model, a new index.
+            if (old.embedding, old.store, old.index.redact_secrets) != (
+                    new.embedding, new.store, new.index.redact_secrets):
                 await _reopen(ls, folder)
             elif (host := folder.host) is not None:
                 host.index.settings = new
@@ -552,10 +554,9 @@ async def similar(ls: CodeContextServer, params: protocol.SimilarParams) -> Any:
         return _response([], True)
     lines = await asyncio.to_thread(_document_lines, ls, params.uri, folder.root / rel)
     last = max(end.line + (end.character > 0), start.line + 1)  # exclusive
-    text = "".join(lines[start.line:last])
     try:
         results, incomplete = await asyncio.get_running_loop().run_in_executor(
-            ls.searches, shared.similar, rel, text, start.line + 1, last, limit)
+            ls.searches, shared.similar, rel, lines, start.line + 1, last, limit)
     except (StoreError, EmbeddingError, FolderUnavailable) as exc:
         raise JsonRpcInternalError(str(exc)) from None
     return _response([(folder, r) for r in results], incomplete or folder.indexing)

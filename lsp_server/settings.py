@@ -72,6 +72,9 @@ class IndexSettings:
     exclude: list[str] = attrs.Factory(list)
     max_file_size_kb: int = attrs.field(default=1024, validator=_positive)
     respect_gitignore: bool = True
+    # Replace secrets (private keys, cloud and service tokens, passwords) in file text before
+    # it is stored or embedded; see lsp_server/redaction.py.
+    redact_secrets: bool = True
 
 
 @attrs.define

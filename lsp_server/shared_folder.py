@@ -171,8 +171,11 @@ class SharedFolder:
     def search(self, q: Query) -> tuple[list[Result], bool]:
         return self._call(lambda h: h.search(q), lambda r: r.search(q))
 
-    def similar(self, rel: str, text: str, start_line: int, end_line: int, limit: int) -> tuple[list[Result], bool]:
-        return self._call(lambda h: (h.similar(rel, text, start_line, end_line, limit), h.syncing),
+    def similar(self, rel: str, lines: list[str], start_line: int, end_line: int,
+                limit: int) -> tuple[list[Result], bool]:
+        """Lines are 1-based and inclusive. The owner reads the file itself: a follower's
+        unsaved edits are not seen there."""
+        return self._call(lambda h: (h.similar(rel, lines, start_line, end_line, limit), h.syncing),
                           lambda r: r.similar(rel, start_line, end_line, limit))
 
     def symbols(self, text: str) -> list[tuple[str, Any, float]]:

@@ -165,7 +165,7 @@ def identity_of(settings: Settings) -> protocol.Identity:
     emb = settings.embedding
     model = emb.model or (DEFAULT_LOCAL_MODEL if emb.provider == "local" else "")
     return protocol.Identity(emb.provider, model, emb.dimensions, emb.base_url if emb.provider == "openai" else None,
-                             settings.store.uri)
+                             settings.store.uri, settings.index.redact_secrets)
 
 
 def describe_difference(mine: protocol.Identity, theirs: protocol.Identity) -> str | None:
@@ -173,7 +173,11 @@ def describe_difference(mine: protocol.Identity, theirs: protocol.Identity) -> s
     if mine == theirs:
         return None
     names = {"provider": "embedding provider", "model": "embedding model", "dimensions": "dimensions",
-             "base_url": "embedding endpoint", "store_uri": "store"}
-    parts = [f"{names[f.name]} {getattr(theirs, f.name) or 'default'} (here: {getattr(mine, f.name) or 'default'})"
+             "base_url": "embedding endpoint", "store_uri": "store", "redact_secrets": "secret redaction"}
+
+    def shown(value: object) -> str:
+        return ("on" if value else "off") if isinstance(value, bool) else str(value or "default")
+
+    parts = [f"{names[f.name]} {shown(getattr(theirs, f.name))} (here: {shown(getattr(mine, f.name))})"
              for f in attrs.fields(protocol.Identity) if getattr(mine, f.name) != getattr(theirs, f.name)]
     return "; ".join(parts)

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 import attrs
 import numpy as np
 
-from . import chunking, scanning, symbols, tokens
+from . import chunking, redaction, scanning, symbols, tokens
 from .embedding import EmbeddingError, model_key
 from .languages import sniff_language
 from .store import Deletion, StoreError
@@ -52,6 +52,8 @@ class SyncStats:
     cached: int = 0  # chunks whose vectors came from the cache
     pending: int = 0  # chunks still without a vector
     skipped: dict[str, str] = attrs.Factory(dict)
+    # Files read this run whose secrets were redacted: path -> (secrets, what and where).
+    redacted: dict[str, tuple[int, str]] = attrs.Factory(dict)
     seconds: float = 0.0
     error: str | None = None
     cancelled: bool = False
@@ -71,8 +73,13 @@ class Snapshot:
             self._db.execute(
                 "CREATE TABLE IF NOT EXISTS files (path TEXT PRIMARY KEY, size INTEGER, mtime_ns INTEGER,"
                 " hash TEXT, state TEXT, chunks INTEGER, ids TEXT)")
-            if "ids" not in {r[1] for r in self._db.execute("PRAGMA table_info(files)")}:
+            columns = {r[1] for r in self._db.execute("PRAGMA table_info(files)")}
+            if "ids" not in columns:
                 self._db.execute("ALTER TABLE files ADD COLUMN ids TEXT")
+            # Secrets redacted from the file's chunks, and which (kinds and lines, never values).
+            if "redactions" not in columns:
+                self._db.execute("ALTER TABLE files ADD COLUMN redactions INTEGER NOT NULL DEFAULT 0")
+                self._db.execute("ALTER TABLE files ADD COLUMN redacted TEXT")
             self._db.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT)")
 
     def bind_model(self, key: str) -> bool:
@@ -114,6 +121,13 @@ class Snapshot:
         with self._lock:
             return int(self._db.execute("SELECT COALESCE(SUM(chunks), 0) FROM files WHERE state='done'").fetchone()[0])
 
+    def redactions(self) -> dict[str, tuple[int, str]]:
+        """Indexed files with redacted secrets: path -> (count, what and where)."""
+        with self._lock:
+            rows = self._db.execute("SELECT path, redactions, redacted FROM files "
+                                    "WHERE state='done' AND redactions > 0 ORDER BY path").fetchall()
+        return {r[0]: (int(r[1]), r[2] or "") for r in rows}
+
     def count(self, done_only: bool = False) -> int:
         sql = "SELECT COUNT(*) FROM files" + (" WHERE state='done'" if done_only else "")
         with self._lock:
@@ -132,8 +146,10 @@ class Snapshot:
                                  [(None if v is None else " ".join(v), p) for p, v in ids.items()])
             self._db.execute("COMMIT")
 
-    def mark_done(self, rows: list[tuple[str, int, int, str, int]], ids: dict[str, list[str]] | None = None) -> None:
-        """After the store changed; a file's ids stay as they were unless given."""
+    def mark_done(self, rows: list[tuple[str, int, int, str, int]], ids: dict[str, list[str]] | None = None,
+                  redactions: dict[str, tuple[int, str]] | None = None) -> None:
+        """After the store changed; a file's ids, and what was redacted from it (count, what
+        and where: never the secret), stay as they were unless given."""
         with self._lock:
             self._db.execute("BEGIN")
             self._db.executemany(
@@ -142,6 +158,8 @@ class Snapshot:
                 "hash=excluded.hash, state='done', chunks=excluded.chunks", rows)
             self._db.executemany("UPDATE files SET ids=? WHERE path=?",
                                  [(" ".join(v), p) for p, v in (ids or {}).items()])
+            self._db.executemany("UPDATE files SET redactions=?, redacted=? WHERE path=?",
+                                 [(n, reason or None, p) for p, (n, reason) in (redactions or {}).items()])
             self._db.execute("COMMIT")
 
     def remove(self, paths: Iterable[str]) -> None:
@@ -191,6 +209,8 @@ class _Parsed:
     hash: str
     chunks: list[chunking.Chunk]
     symbols: list[symbols.Symbol]
+    redactions: int = 0
+    redacted: str = ""  # what was redacted and where, for the user: never the secret
 
 
 def read_and_chunk(index: WorkspaceIndex, rel: str, language: str) -> tuple[_Parsed | None, str | None]:
@@ -210,6 +230,11 @@ def read_and_chunk(index: WorkspaceIndex, rel: str, language: str) -> tuple[_Par
     lines = text.count("\n") + 1
     if len(text) / lines > MINIFIED_LINE_CHARS:
         return None, "minified (very long lines)"
+    # Secrets go before anything is chunked: chunks, BM25 text and embedded text are made from
+    # the redacted text, whose lines are those of the file. The tree is parsed from the file
+    # itself: the chunker takes only line numbers from it, and symbols are names and ranges.
+    found = redaction.redact(text, rel) if index.settings.index.redact_secrets else redaction.Redacted(text)
+    text = found.text
     tree = None
     file_symbols: list[symbols.Symbol] = []
     try:
@@ -219,7 +244,8 @@ def read_and_chunk(index: WorkspaceIndex, rel: str, language: str) -> tuple[_Par
     chunks = chunking.chunk(rel, text, language, tree)
     if tree is not None:
         file_symbols = symbols.extract(tree, data, language)
-    return _Parsed(rel, st.st_size, st.st_mtime_ns, content_hash(data), chunks, file_symbols), None
+    return _Parsed(rel, st.st_size, st.st_mtime_ns, content_hash(data), chunks, file_symbols,
+                   found.count, found.reason()), None
 
 
 def _rows(index: WorkspaceIndex, parsed: list[_Parsed], embed_now: bool, stats: SyncStats) -> list[dict[str, Any]]:
@@ -271,7 +297,12 @@ def write_files(index: WorkspaceIndex, parsed: list[_Parsed], embed_now: bool, s
         index.store.replace(_deletion(old), rows)
         for p in parsed:
             index.symbols.replace_file(p.path, p.symbols)
-        index.snapshot.mark_done([(p.path, p.size, p.mtime_ns, p.hash, len(p.chunks)) for p in parsed], new_ids)
+        index.snapshot.mark_done([(p.path, p.size, p.mtime_ns, p.hash, len(p.chunks)) for p in parsed], new_ids,
+                                 {p.path: (p.redactions, p.redacted) for p in parsed})
+    for p in parsed:
+        if p.redactions:
+            stats.redacted[p.path] = (p.redactions, p.redacted)
+            log.info("redacted %d secrets in %s: %s", p.redactions, p.path, p.redacted)
     stats.chunks += len(rows)
     index.state.pending_chunks += sum(not r["embedded"] for r in rows)
 

@@ -34,6 +34,7 @@ def folder_status(uri: str, info: dict[str, Any], owner: protocol.OwnerInfo | No
     emb = info["embedding"]
     return protocol.FolderStatus(
         uri, info["state"], info["files"], info["indexedFiles"], info["chunks"], info["pendingChunks"],
+        info["redactions"], info["redactedFiles"],
         protocol.EmbeddingInfo(str(emb["provider"]), str(emb["model"]), int(emb.get("dimension") or 0),
                                str(emb["baseUrl"]) if emb.get("baseUrl") else None),
         protocol.StoreInfo(info["store"]["uri"]), info.get("lastError"), owner)

@@ -185,3 +185,48 @@ def test_progress_rate_and_eta(monkeypatch: pytest.MonkeyPatch) -> None:
         "files 1000/1000, 25.0 s",
         "chunks embedded 600/2400  20/s  ETA 1:30",
     ]
+
+
+def test_index_names_redacted_files_and_status_counts_them(workspace: Path, env: dict[str, str]) -> None:
+    """Issue 17: totals and each file with its reason, never the secret; `index -v` works as the
+    README says, and so does `-v index`; the switch to turn redaction off."""
+    sys.path.insert(0, str(Path(__file__).parent))
+    from secret_fixtures import cases
+
+    chosen = [c for c in cases() if c.name in ("rsa_key", "aws", "github_fine_grained")]
+    for case in chosen:
+        (workspace / case.path).parent.mkdir(parents=True, exist_ok=True)
+        (workspace / case.path).write_text(case.text)
+    secrets = [s for c in chosen for s in c.secrets]
+
+    out = run(env, "index", str(workspace), "-v")
+    assert out.returncode == 0, out.stderr
+    assert "secrets redacted: 4 in 3 files" in out.stdout
+    for case in chosen:
+        line = next(x for x in out.stdout.splitlines() if x.startswith(f"redacted {case.path}: "))
+        assert all(kind in line for kind in case.kinds), line
+    assert "redacted 4 secrets" not in out.stderr and "redacted 2 secrets in cloud/aws.py" in out.stderr  # -v logs
+    assert not any(s in out.stdout + out.stderr for s in secrets)
+
+    again = run(env, "-v", "index", str(workspace))
+    assert again.returncode == 0 and "secrets redacted: 4 in 3 files" in again.stdout  # from the snapshot
+    assert "INFO" in again.stderr
+
+    status = run(env, "status", str(workspace), "-v")
+    assert "secrets:    4 redacted in 3 files" in status.stdout, status.stdout
+    info = json.loads(run(env, "status", str(workspace), "--json").stdout)
+    assert info["redactions"] == 4 and info["redactedFiles"] == 3
+
+    found = run(env, "search", str(workspace), "upload release artifacts", "--mode", "keyword", "--json", "--no-sync")
+    top = json.loads(found.stdout.splitlines()[0])
+    assert top["path"] == "cloud/aws.py" and "[REDACTED:aws-access-key]" in top["content"]
+    assert run(env, "verify", str(workspace), "--no-sync").returncode == 0
+
+    # Turned off (flag or environment), the index is rebuilt with the secrets as they are.
+    off = run(env, "index", str(workspace), "--no-redact-secrets")
+    assert off.returncode == 0 and "secrets: not redacted" in off.stdout and "changed files: 10" in off.stdout
+    found = run({**env, "CODE_CONTEXT_REDACT_SECRETS": "0"}, "search", str(workspace), "upload release artifacts",
+                "--mode", "keyword", "--json", "--no-sync")
+    assert chosen[1].secrets[0] in json.loads(found.stdout.splitlines()[0])["content"]
+    bad = run({**env, "CODE_CONTEXT_REDACT_SECRETS": "maybe"}, "status", str(workspace))
+    assert bad.returncode == 2 and "CODE_CONTEXT_REDACT_SECRETS" in bad.stderr

@@ -194,6 +194,50 @@ def test_api_key_and_store_token_never_appear_in_output_or_index(tmp_path: Path)
     assert b"authentication failed (401)" in everything  # the errors were there, just without the key
 
 
+# -- secrets inside ordinary files (issue 17) -------------------------------------------------------------
+
+
+def test_secrets_inside_files_never_reach_the_provider_the_index_or_the_log(tmp_path: Path) -> None:
+    """A real server embedding through a real HTTP provider: every secret kind is replaced before
+    the provider, the store or the cache sees it; codeContext/similar on the lines of a key sends
+    no key either; the code around each secret is found and status counts the redactions."""
+    from secret_fixtures import cases
+
+    root = tmp_path / "ws"
+    shutil.copytree(FIXTURE, root)
+    chosen = cases()
+    for case in chosen:
+        (root / case.path).parent.mkdir(parents=True, exist_ok=True)
+        (root / case.path).write_text(case.text)
+    secrets = [s for c in chosen for s in c.secrets]
+    cache = tmp_path / "cache"
+    with FakeOpenAIServer(dimension=32, semantic=True) as fake:
+        options = {"embedding": {"provider": "openai", "baseUrl": fake.base_url, "model": "fake", "dimensions": 32}}
+        with RawServer([root], cache_dir=cache, init_options=options) as server:
+            folder = server.wait_idle()[0]
+            assert folder["state"] == "idle" and folder["pendingChunks"] == 0, folder
+            assert folder["redactions"] == sum(len(c.kinds) for c in chosen)
+            assert folder["redactedFiles"] == len(chosen)
+            answers = []
+            for case in chosen:
+                hits = server.search(case.function, mode="keyword", limit=3)["results"]
+                assert hits and hits[0]["uri"] == (root / case.path).as_uri(), (case.name, hits)
+                assert "[REDACTED:" in hits[0]["content"]
+                answers.append(hits)
+            key = next(c for c in chosen if c.name == "rsa_key")
+            sent_before = len(fake.requests)
+            answers.append(server.request("codeContext/similar", {
+                "uri": (root / key.path).as_uri(),
+                "range": {"start": {"line": 2, "character": 0}, "end": {"line": 12, "character": 0}}}))
+            assert len(fake.requests) > sent_before  # the selected lines were embedded
+            log = server.log_text()
+        sent = repr([(r.inputs, r.body) for r in fake.requests])
+    assert all(c.function in sent for c in chosen)  # the files were sent, without their secrets
+    everything = sent + repr(answers) + log
+    leaked = [s for s in secrets if s in everything or s.encode() in all_bytes_under(cache)]
+    assert not leaked, f"{len(leaked)} secrets leaked"
+
+
 # -- TCP binds loopback ---------------------------------------------------------------------------------
 
 

@@ -333,6 +333,31 @@ async def test_configuration_changes_reopen_the_index(start: Start, workspace: P
     assert (await search(client, "retry failed http requests", mode="semantic"))["results"]
 
 
+async def test_redaction_is_reported_and_turning_it_off_reindexes(start: Start, workspace: Path) -> None:
+    sys.path.insert(0, str(Path(__file__).parent))
+    from secret_fixtures import cases
+
+    case = next(c for c in cases() if c.name == "aws")
+    (workspace / "aws.py").write_text(case.text)
+    client = await start([workspace], HASH, configuration={"codeContext": {}})
+    folder = (await wait_idle(client))[0]
+    assert (folder["redactions"], folder["redactedFiles"]) == (2, 1)
+    top = (await search(client, "upload release artifacts", mode="keyword"))["results"][0]
+    assert top["uri"] == uri(workspace / "aws.py") and "[REDACTED:aws-access-key]" in top["content"]
+    assert not any(secret in top["content"] for secret in case.secrets)
+
+    client.workspace_did_change_configuration(lsp.DidChangeConfigurationParams(
+        settings={"codeContext": {"index": {"redactSecrets": False}}}))
+
+    async def stored_as_is() -> bool:
+        folder = (await status(client))[0]
+        if folder["state"] != "idle" or folder["redactions"]:
+            return False
+        hits = (await search(client, "upload release artifacts", mode="keyword"))["results"]
+        return bool(hits) and case.secrets[0] in hits[0]["content"]
+    await eventually(stored_as_is, timeout=30)
+
+
 async def test_without_client_watching_a_watchdog_sees_deletes(start: Start, workspace: Path, second: Path) -> None:
     bare = lsp.ClientCapabilities(workspace=lsp.WorkspaceClientCapabilities(workspace_folders=True))
     client = await start([workspace], capabilities=bare)

@@ -66,6 +66,9 @@ export interface FolderStatus {
     indexedFiles: number;
     chunks: number;
     pendingChunks: number;
+    /** Secrets replaced before storing or embedding; absent from older servers. */
+    redactions?: number;
+    redactedFiles?: number;
     embedding: { provider: string; model: string; dimension: number; baseUrl?: string };
     store: { uri: string };
     lastError?: string | null;
@@ -116,6 +119,6 @@ export interface ServerSettings {
         maxRetries?: number;
     };
     store?: { uri?: string; tokenEnv?: string };
-    index?: { include?: string[]; exclude?: string[]; maxFileSizeKb?: number; respectGitignore?: boolean };
+    index?: { include?: string[]; exclude?: string[]; maxFileSizeKb?: number; respectGitignore?: boolean; redactSecrets?: boolean };
     search?: { limit?: number; mode?: SearchMode };
 }

@@ -25,7 +25,7 @@ export const SERVER_SETTING_KEYS: Readonly<Record<keyof ServerSettings, Readonly
         maxRetries: 'number',
     },
     store: { uri: 'string', tokenEnv: 'string' },
-    index: { include: 'string[]', exclude: 'string[]', maxFileSizeKb: 'number', respectGitignore: 'boolean' },
+    index: { include: 'string[]', exclude: 'string[]', maxFileSizeKb: 'number', respectGitignore: 'boolean', redactSecrets: 'boolean' },
     search: { limit: 'number', mode: 'string' },
 };
 

@@ -76,6 +76,9 @@ export function describeStatus(status: StatusResponse, folders: readonly Folder[
                 `  embedding: ${s.embedding?.provider ?? '?'} ${s.embedding?.model ?? ''} (${s.embedding?.dimension ?? '?'} dimensions)`,
                 `  store: ${s.store?.uri ?? '?'}`,
             ];
+            if (s.redactions) {
+                lines.push(`  secrets redacted: ${s.redactions} in ${s.redactedFiles ?? '?'} files`);
+            }
             if (s.lastError) {
                 lines.push(`  last error: ${s.lastError}`);
             }

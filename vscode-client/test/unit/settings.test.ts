@@ -24,7 +24,7 @@ const configured = {
     trace: { server: 'off' },
     embedding: { provider: 'openai', model: 'text-embedding-3-small', baseUrl: null, apiKeyEnv: 'OPENAI_API_KEY', batchSize: 64, dimensions: null },
     store: { uri: '', tokenEnv: null },
-    index: { include: ['src/**'], exclude: [], maxFileSizeKb: 512, respectGitignore: false },
+    index: { include: ['src/**'], exclude: [], maxFileSizeKb: 512, respectGitignore: false, redactSecrets: false },
     search: { limit: 25, mode: 'keyword' },
 };
 
@@ -32,7 +32,7 @@ describe('toServerSettings', () => {
     it('keeps the four server sections with camelCase keys and drops null and empty values', () => {
         expect(toServerSettings(nestedGetter(configured))).toEqual({
             embedding: { provider: 'openai', model: 'text-embedding-3-small', apiKeyEnv: 'OPENAI_API_KEY', batchSize: 64 },
-            index: { include: ['src/**'], exclude: [], maxFileSizeKb: 512, respectGitignore: false },
+            index: { include: ['src/**'], exclude: [], maxFileSizeKb: 512, respectGitignore: false, redactSecrets: false },
             search: { limit: 25, mode: 'keyword' },
         });
     });

@@ -51,6 +51,12 @@ describe('describeStatus', () => {
         expect(text).toContain('last error: rate limited');
     });
 
+    it('counts redacted secrets only when there are some', () => {
+        const names = [{ uri: 'file:///ws/shop/', name: 'shop' }];
+        expect(describeStatus({ folders: [folder({ redactions: 3, redactedFiles: 2 })] }, names)).toContain('secrets redacted: 3 in 2 files');
+        expect(describeStatus({ folders: [folder({ redactions: 0, redactedFiles: 0 })] }, names)).not.toContain('redacted');
+    });
+
     it('says when nothing is indexed', () => {
         expect(describeStatus({ folders: [] }, [])).toBe('No workspace folder is indexed.');
     });
