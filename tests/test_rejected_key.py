@@ -22,6 +22,7 @@ from pathlib import Path
 import pytest
 
 from lsp_server import store as store_mod
+from lsp_server import sync as sync_mod
 from lsp_server.embedding import EmbeddingError, model_key
 from lsp_server.index import PROVISIONAL_KEY, WorkspaceIndex, collection_name
 from lsp_server.locations import index_dir_for
@@ -276,5 +277,36 @@ def test_key_revoked_before_a_restart_keeps_the_vectors(engine_env: Path, monkey
             assert index.embedder.describe()["dimension"] == 48
             hits = search(index, "fetch_with_retry")  # hybrid: the query cannot be embedded, words answer
             assert hits and hits[0].path == "src/http_client.py"
+        finally:
+            close_index(index)
+
+
+def test_an_edit_racing_the_move_lands_in_the_models_collection(
+        engine_env: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Rows for a saved file are built (on the edit lane) against the provisional collection;
+    the sync lane moves the chunks to the model's collection before they are written: they
+    go in with the model's dimension, not the provisional one."""
+    root = engine_env
+    monkeypatch.setenv("CC_ENGINE_KEY", BAD_KEY)
+    with FakeOpenAIServer(dimension=48, semantic=True, api_key=GOOD_KEY) as fake:
+        index = open_openai_index(root, fake)
+        try:
+            assert sync_workspace(index).vectors_failed and index.vector_key is None
+            fake.api_key = BAD_KEY  # accepted from now on
+            built = sync_mod._rows
+
+            def rows_then_move(*args, **kwargs):  # type: ignore[no-untyped-def]
+                rows = built(*args, **kwargs)
+                if index.vector_key is None:
+                    index.vector_store()  # what a sync on the other lane does meanwhile
+                return rows
+
+            monkeypatch.setattr(sync_mod, "_rows", rows_then_move)
+            (root / "src" / "ledger.py").write_text("def reconcile_ledger_balances(ledger):\n    return 0\n")
+            assert sync_paths(index, ["src/ledger.py"]).changed_files == 1
+            assert index.vector_key == "openai:fake-embed:48"
+            assert search(index, "reconcile_ledger_balances", mode="keyword")[0].path == "src/ledger.py"
+            monkeypatch.setattr(sync_mod, "_rows", built)
+            assert sync_workspace(index).pending == 0 and verify(index).ok
         finally:
             close_index(index)
