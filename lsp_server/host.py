@@ -150,7 +150,8 @@ class FolderHost:
         mode = query.mode
         if mode == "hybrid" and not getattr(index.embedder, "ready", True):
             mode = "keyword"  # the model is still loading: words now, meaning in a few seconds
-        partial = self.syncing or mode != query.mode or index.state.pending_chunks > 0
+        partial = (self.syncing or mode != query.mode or index.state.pending_chunks > 0
+                   or (mode == "hybrid" and index.vector_key is None))  # words only: no vectors yet
         results = engine.search(index, query.text, query.limit, mode, query.include, query.exclude, query.languages)
         return results, partial
 

@@ -24,10 +24,10 @@ import attrs
 from . import redaction
 from . import store as store_mod
 from .embedders import create_embedder
-from .embedding import Embedder, EmbeddingCache, model_key
+from .embedding import Embedder, EmbeddingCache, EmbeddingError, model_key
 from .locations import index_dir_for, private_dir
 from .settings import Settings
-from .store import Store, StoreError, StoreLocked
+from .store import Deletion, Store, StoreError, StoreLocked
 from .symbol_index import SymbolIndex
 from .sync import Snapshot
 
@@ -36,6 +36,12 @@ log = logging.getLogger(__name__)
 # After the store failed to open, status within this many seconds reports the same error
 # instead of trying again (clients poll status; syncs and searches always try).
 STORE_RETRY_SECONDS = 2.0
+# The collection that holds a folder's chunks while the embedding model cannot say its
+# dimension (a rejected key, an endpoint down): keywords only, every row embedded=false.
+# Its rows carry no vectors, so any model's collection can adopt them.
+PROVISIONAL_KEY = "provisional"
+PROVISIONAL_DIMENSION = 8
+ADOPT_BATCH = 500
 
 
 def collection_name(root: Path, embedder_key: str) -> str:
@@ -73,6 +79,7 @@ class WorkspaceIndex:
         self._state_lock = threading.Lock()
         self._open_state()
         self._store: Store | None = None
+        self._key: str | None = None  # the open collection's model key; None when provisional
         self._store_lock = threading.Lock()
         self._store_failure: tuple[float, StoreError] | None = None
         self._write_meta()
@@ -140,37 +147,150 @@ class WorkspaceIndex:
 
         The snapshot and the collection must describe the same rows: a collection created
         now (deleted, rebuilt or a new server) means no file is indexed yet, and snapshot
-        rows started over (new model or store, lost state.db) mean old rows must go."""
+        rows started over (new model or store, lost state.db) mean old rows must go.
+
+        When the dimension cannot be learned (a rejected key, an endpoint down, a model that
+        does not load), a provisional collection holds the chunks without vectors, so that
+        keyword search works; ``vector_store`` moves them into the model's own collection
+        once the model answers."""
         with self._store_lock:
             if self._store is None:
-                key = model_key(self.embedder)
                 try:
-                    store = self._open_store(key)
+                    self._store, self._key = self._open_bound()
                 except StoreError as exc:
                     self._store_failure = (time.monotonic(), exc)
                     raise
                 self._store_failure = None
-                fingerprint = hashlib.sha256(self.store_uri.encode("utf-8", "surrogatepass")).hexdigest()[:16]
-                # What the rows hold depends on redaction too: turning it on or off (or new
-                # detectors) re-reads every file, so no chunk keeps a secret it should not.
-                redact = redaction.RULES_VERSION if self.settings.index.redact_secrets else "off"
-                started_over = self.snapshot.bind_model(f"{key}|store:{fingerprint}|redact:{redact}")
-                if store.created and not started_over and self.snapshot.count():
-                    self._notice(f"the vector store at {store_mod.display_uri(self.store_uri)} held nothing for "
-                                 f"the {self.snapshot.count()} files indexed before; they are indexed again")
-                    self.snapshot.clear()
-                    self.symbols.clear()
-                elif started_over and not store.created and store.count():
-                    store.recreate()  # rows of an earlier run with this model may be of deleted files
-                self._store = store
             return self._store
 
-    def _open_store(self, key: str) -> Store:
+    @property
+    def vector_key(self) -> str | None:
+        """The model key of the open collection's vectors; None while it is provisional
+        (chunks and keywords only, no vector may be written or searched)."""
+        self.store  # noqa: B018 (opens it)
+        return self._key
+
+    def vector_store(self) -> tuple[Store, str]:
+        """The store and its model key, for writing vectors. A provisional collection is first
+        replaced by the model's own, its chunks moved across as they are (no file is read
+        again); raises EmbeddingError while the model still cannot say its dimension."""
+        store = self.store
+        if self._key is not None:
+            return store, self._key
+        key = model_key(self.embedder)  # the provider may still refuse: EmbeddingError
+        # Writers hold the write lock: no row goes into the provisional collection while its
+        # rows move, and none is built for it afterwards (write_files checks the store).
+        with self.write_lock:
+            provisional = self.store
+            if self._key is not None:  # upgraded meanwhile
+                return provisional, self._key
+            real = self._adopt(key, provisional)
+            with self._store_lock:
+                self._store, self._key = real, key
+            try:
+                provisional.drop()
+            except StoreError as exc:  # an empty leftover; dropped at the next open
+                log.warning("cannot drop the provisional collection: %s", exc)
+            provisional.close()
+        return real, key
+
+    def _fingerprint(self) -> str:
+        """Where the rows are, and what they hold: redaction decides that too, so turning it on
+        or off (or new detectors) re-reads every file, and no chunk keeps a secret it should not."""
+        store = hashlib.sha256(self.store_uri.encode("utf-8", "surrogatepass")).hexdigest()[:16]
+        return f"{store}|redact:{redaction.RULES_VERSION if self.settings.index.redact_secrets else 'off'}"
+
+    def _open_bound(self) -> tuple[Store, str | None]:
+        """Open this model's collection (or the provisional one) and bind the snapshot to it."""
+        bound_pending = self.snapshot.bound_model() == f"{PROVISIONAL_KEY}|store:{self._fingerprint()}"
+        try:
+            key: str | None = model_key(self.embedder)
+        except EmbeddingError as exc:
+            key = self._remembered_key()
+            if key is not None:  # indexed with this model before: its collection, vectors and all
+                assume = getattr(self.embedder, "assume_dimension", None)
+                if assume is not None:  # its answers, once it answers, must fit that collection
+                    assume(int(key.rsplit(":", 1)[1]))
+                log.warning("%s: %s; new chunks wait for vectors until it answers", self.root, exc)
+                return self._bind(self._open_store(key, int(key.rsplit(":", 1)[1])), key), key
+            log.warning("%s: %s; chunks are stored without vectors until it answers", self.root, exc)
+        if key is None:
+            return self._bind(self._open_store(PROVISIONAL_KEY, PROVISIONAL_DIMENSION), PROVISIONAL_KEY), None
+        if bound_pending:  # the chunks wait in a provisional collection of an earlier run
+            provisional = self._open_store(PROVISIONAL_KEY, PROVISIONAL_DIMENSION)
+            if not provisional.created:
+                try:
+                    store = self._adopt(key, provisional)
+                    provisional.drop()
+                finally:
+                    provisional.close()
+                return store, key
+            provisional.drop()  # it was lost: the snapshot starts over below
+            provisional.close()
+        store = self._bind(self._open_store(key, self.embedder.dimension), key)
+        try:
+            store.drop_collection(collection_name(self.root, PROVISIONAL_KEY))  # a leftover of a crash
+        except StoreError as exc:
+            log.info("cannot drop a leftover provisional collection: %s", exc)
+        return store, key
+
+    def _remembered_key(self) -> str | None:
+        """The key the snapshot is bound to when it is this model's in this store: the model
+        answered before (the dimension is part of the key) and cannot be asked now."""
+        bound = self.snapshot.bound_model() or ""
+        prefix = f"{self.embedder.provider}:{self.embedder.model}:"
+        key, _, store = bound.rpartition("|store:")
+        dimension = key[len(prefix):]
+        if key.startswith(prefix) and dimension.isdigit() and int(dimension) > 0 and store == self._fingerprint():
+            return key
+        return None
+
+    def _bind(self, store: Store, key: str) -> Store:
+        started_over = self.snapshot.bind_model(f"{key}|store:{self._fingerprint()}")
+        if store.created and not started_over and self.snapshot.count():
+            self._notice(f"the vector store at {store_mod.display_uri(self.store_uri)} held nothing for "
+                         f"the {self.snapshot.count()} files indexed before; they are indexed again")
+            self.snapshot.clear()
+            self.symbols.clear()
+        elif started_over and not store.created and store.count():
+            store.recreate()  # rows of an earlier run with this model may be of deleted files
+        return store
+
+    def _adopt(self, key: str, provisional: Store) -> Store:
+        """The model's own collection, holding the provisional collection's chunks (same ids,
+        content and keywords, vectors pending), with the snapshot bound to it and kept."""
+        store = self._open_store(key, self.embedder.dimension)
+        try:
+            if not store.created and store.count():
+                store.recreate()  # rows of an earlier run of this model; the provisional ones are current
+            batch: list[dict[str, Any]] = []
+            moved = 0
+            for r in provisional.iter_rows([*store_mod.OUTPUT_FIELDS, "search_text"]):
+                batch.append(store.row(id=r["id"], path=r["path"], language=r["language"],
+                                       start_line=int(r["start_line"]), end_line=int(r["end_line"]),
+                                       symbol=r["symbol"], kind=int(r["kind"]), content=r["content"],
+                                       search_text=r["search_text"], vector=None))
+                if len(batch) >= ADOPT_BATCH:
+                    store.replace(Deletion(), batch)
+                    moved, batch = moved + len(batch), []
+            if batch:
+                store.replace(Deletion(), batch)
+                moved += len(batch)
+            store.flush()
+        except BaseException:
+            store.close()
+            raise
+        self.snapshot.rebind_model(f"{key}|store:{self._fingerprint()}")
+        log.info("%s: the embedding model answers; %d chunks moved to its collection, to be embedded",
+                 self.root, moved)
+        return store
+
+    def _open_store(self, key: str, dimension: int) -> Store:
         """Open the store; a damaged Milvus Lite store of our own is moved aside and rebuilt."""
         token = os.environ.get(self.settings.store.token_env) if self.settings.store.token_env else None
         name = collection_name(self.root, key)
         try:
-            return Store(self.store_uri, name, self.embedder.dimension, token)
+            return Store(self.store_uri, name, dimension, token)
         except StoreLocked:
             raise
         except StoreError as exc:
@@ -185,7 +305,7 @@ class WorkspaceIndex:
             else:
                 aside.unlink(missing_ok=True)
             os.replace(own, aside)
-            return Store(self.store_uri, name, self.embedder.dimension, token)
+            return Store(self.store_uri, name, dimension, token)
 
     def _write_meta(self) -> None:
         meta = {"root": str(self.root)}

@@ -42,6 +42,12 @@ BACKOFF_CAP = 20.0
 # A server asking us to wait longer than this gets its answer at the next sync instead.
 MAX_RETRY_AFTER = 60.0
 PROBE_TEXT = "dimension probe"
+# OpenAI's own models, whose vector size is known without asking: the store opens with it,
+# so chunks are written even when the key is rejected. Used only against api.openai.com,
+# where the name means this model (a gateway may serve anything under it).
+OPENAI_HOST = "api.openai.com"
+KNOWN_DIMENSIONS = {"text-embedding-3-small": 1536, "text-embedding-3-large": 3072,
+                    "text-embedding-ada-002": 1536}
 
 
 def estimate_tokens(text: str) -> int:
@@ -129,8 +135,10 @@ class OpenAIEmbedder:
         )
         url = self._client.base_url
         self.host = f"{url.host}:{url.port}" if url.port else str(url.host)
-        # With `dimensions` set, every response must match it; otherwise the first one decides.
-        self._dimension: int | None = settings.dimensions
+        # With `dimensions` set, every response must match it; for OpenAI's own models at
+        # OpenAI, the known size; otherwise the first response decides.
+        self._known = None if settings.dimensions or url.host != OPENAI_HOST else KNOWN_DIMENSIONS.get(self.model)
+        self._dimension: int | None = settings.dimensions or self._known
         self._max_input_tokens = min(MAX_INPUT_TOKENS, settings.max_tokens_per_request)
         self._lock = threading.Lock()
         # Bounds requests in flight across all callers, including single-batch calls made inline.
@@ -152,6 +160,13 @@ class OpenAIEmbedder:
             self._embed_batch([PROBE_TEXT], _Abort())
         assert self._dimension is not None
         return self._dimension
+
+    def assume_dimension(self, dimension: int) -> None:
+        """Take the size this model's vectors had before (an index holds them) for the one it
+        will answer with, so that it need not be asked now; a response must then match it."""
+        with self._lock:
+            if self._dimension is None:
+                self._dimension = dimension
 
     def embed_documents(self, texts: list[str]) -> np.ndarray:
         if not texts:
@@ -256,7 +271,8 @@ class OpenAIEmbedder:
         where = f"at {self.host}"
         env = self._settings.api_key_env
         if status == 401:
-            return _Failure(f"authentication failed (401) {where}: set a valid key in ${env}", False)
+            return _Failure(f"authentication failed (401) {where}: the endpoint rejected the API key in ${env}; "
+                            f"set a valid key in ${env}", False)
         if status == 403:
             return _Failure(f"permission denied (403) {where} for model {self.model!r}: "
                             f"check that the key in ${env} may use it", False)
@@ -306,6 +322,8 @@ class OpenAIEmbedder:
             if self._settings.dimensions:
                 hint = ("codeContext.embedding.dimensions asks for it; unset that if the model "
                         "cannot shorten its vectors")
+            elif self._known:
+                hint = f"the size of {self.model!r}; set codeContext.embedding.dimensions to {got} if that is right"
             else:
                 hint = "the model changed; reindex"
             return _Failure(f"{self.host} returned {got}-dimensional vectors, expected {expected} ({hint})", False)

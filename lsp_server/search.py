@@ -139,6 +139,10 @@ def retrieve(index: WorkspaceIndex, query: str, mode: str, candidates: int,
     terms = " ".join(tokens.query_terms(query))
     if mode == "keyword":
         return [], index.store.keyword_search(terms, candidates, expr)
+    if index.vector_key is None:  # no vectors yet: words answer hybrid, semantic says why it cannot
+        if mode == "semantic":
+            raise no_vectors(index)
+        return [], index.store.keyword_search(terms, candidates, expr)
     if mode == "semantic":
         return index.store.dense_search(index.embedder.embed_query(query), candidates, expr), []
     keyword = _KEYWORD_LANE.submit(index.store.keyword_search, terms, candidates, expr)
@@ -147,6 +151,13 @@ def retrieve(index: WorkspaceIndex, query: str, mode: str, candidates: int,
     except EmbeddingError:
         dense = []  # the provider is down: keyword results still answer a hybrid query
     return dense, keyword.result()
+
+
+def no_vectors(index: WorkspaceIndex) -> EmbeddingError:
+    """Why a search by meaning cannot run: the embedding model has never answered here."""
+    reason = index.state.last_error or "the embedding model has not answered yet"
+    return EmbeddingError(f"no code has vectors yet, so search by meaning cannot run ({reason}); "
+                          "keyword and hybrid search find code by its words meanwhile", retryable=True)
 
 
 def search(index: WorkspaceIndex, query: str, limit: int = 10, mode: str = "hybrid",
@@ -172,6 +183,8 @@ def similar(index: WorkspaceIndex, rel_path: str, text: str, start_line: int, en
     """Code that reads like the given lines, leaving out those lines themselves."""
     if not text.strip():
         raise InvalidInput("range", "selects no code")
+    if index.vector_key is None:
+        raise no_vectors(index)
     vector = index.embedder.embed_query(f"{rel_path}\n{text}")
     hits = index.store.dense_search(vector, limit + MIN_CANDIDATES)
     results = [_result(index, h, h.score) for h in hits

@@ -362,14 +362,17 @@ async def _index(ls: CodeContextServer, folder: Folder, host: FolderHost, force:
         stats = SyncStats(cancelled=True)
     finally:
         folder.indexing = False
-    summary = ("cancelled" if stats.cancelled else f"failed: {stats.error}" if stats.error else
-               f"{stats.files} files, {stats.changed_files} changed, {stats.seconds:.1f} s")
-    log.info("indexing %s: %s", folder.path, summary)
+    counts = f"{stats.files} files, {stats.changed_files} changed, {stats.seconds:.1f} s"
+    summary = "cancelled" if stats.cancelled else f"failed: {stats.error}" if stats.error else counts
+    log.info("indexing %s: %s", folder.path, summary if stats.cancelled or not stats.error else f"{counts}, {summary}")
     if shown:
         progress.end(token, lsp.WorkDoneProgressEnd(message=summary))
         progress.tokens.pop(token, None)
     if stats.error and not stats.cancelled:
-        _tell(ls, lsp.MessageType.Error, f"indexing {folder.path.name} {summary}")
+        _tell(ls, lsp.MessageType.Error, f"indexing {folder.path.name} {summary}" + (
+            f". Meanwhile keyword search finds the {stats.pending} chunks waiting for vectors; once that is "
+            "fixed, run \"Code Context: Reindex Workspace\" to embed them" if stats.vectors_failed and stats.pending
+            else ""))
     while host.index.notices:  # repairs the engine made, e.g. a damaged store rebuilt
         _tell(ls, lsp.MessageType.Warning, host.index.notices.pop(0))
 

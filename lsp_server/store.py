@@ -185,6 +185,12 @@ class Store:
         with self._lock:
             self._call(self._client.drop_collection, self.collection)
 
+    def drop_collection(self, name: str) -> None:
+        """Drop another collection of the same store, if it exists."""
+        with self._lock:
+            if self._call(self._client.has_collection, name):
+                self._call(self._client.drop_collection, name)
+
     def recreate(self) -> None:
         """Drop every row by dropping the collection, and create it again empty."""
         with self._lock:

@@ -22,7 +22,7 @@ import attrs
 import numpy as np
 
 from . import chunking, redaction, scanning, symbols, tokens
-from .embedding import EmbeddingError, model_key
+from .embedding import EmbeddingError
 from .languages import sniff_language
 from .store import Deletion, StoreError
 
@@ -56,6 +56,8 @@ class SyncStats:
     redacted: dict[str, tuple[int, str]] = attrs.Factory(dict)
     seconds: float = 0.0
     error: str | None = None
+    # The embedding model failed: chunks wait without vectors, found by keyword search only.
+    vectors_failed: bool = False
     cancelled: bool = False
 
 
@@ -94,6 +96,16 @@ class Snapshot:
                 self._db.execute("COMMIT")
                 return True
             return False
+
+    def bound_model(self) -> str | None:
+        with self._lock:
+            row = self._db.execute("SELECT value FROM meta WHERE key='model'").fetchone()
+        return row[0] if row else None
+
+    def rebind_model(self, key: str) -> None:
+        """The rows now describe another collection holding the same chunks: keep them."""
+        with self._lock:
+            self._db.execute("INSERT OR REPLACE INTO meta VALUES ('model', ?)", (key,))
 
     def all(self) -> dict[str, tuple[int, int, str, str]]:
         with self._lock:
@@ -250,16 +262,18 @@ def read_and_chunk(index: WorkspaceIndex, rel: str, language: str) -> tuple[_Par
 
 def _rows(index: WorkspaceIndex, parsed: list[_Parsed], embed_now: bool, stats: SyncStats) -> list[dict[str, Any]]:
     store = index.store
-    key = model_key(index.embedder)
+    key = index.vector_key
     chunks = [c for p in parsed for c in p.chunks]
     texts = [embed_text(c) for c in chunks]
     vectors: list[np.ndarray | None] | np.ndarray = []
-    if embed_now and texts:
+    if key is None:  # a provisional collection: chunks and keywords now, vectors once the model answers
+        vectors = [None] * len(texts)
+    elif embed_now and texts:
         try:
             vectors = _vectors(index, key, texts, stats)
         except EmbeddingError as exc:  # stored without vectors: pending for the next sync
             stats.error = index.state.last_error = str(exc)
-    if len(vectors) != len(texts):
+    if key is not None and len(vectors) != len(texts):
         vectors = index.cache.get_many(key, texts)
         stats.cached += sum(v is not None for v in vectors)
     rows = []
@@ -286,6 +300,9 @@ def write_files(index: WorkspaceIndex, parsed: list[_Parsed], embed_now: bool, s
     for r in rows:
         new_ids[r["path"]].append(r["id"])
     with index.write_lock:
+        if rows and len(rows[0]["dense"]) != index.store.dimension:
+            # The provisional collection was replaced meanwhile: rows for the model's own.
+            rows = _rows(index, parsed, False, SyncStats())
         # Only files the snapshot has a row for can have chunks in the store (a pending row goes
         # in before any insert; a store that lost rows or was reset clears the rows), and the
         # row names their ids: a new file skips the delete, a known one deletes by primary key.
@@ -413,8 +430,12 @@ def embed_pending(index: WorkspaceIndex, stats: SyncStats, progress: Progress | 
     Pending ids are listed a page at a time (each listing scans the collection), then
     fetched, embedded and written back by primary key, a batch at a time."""
     cancelled = cancelled or (lambda: False)
-    store = index.store
-    key = model_key(index.embedder)
+    try:
+        store, key = index.vector_store()
+    except EmbeddingError as exc:  # the model cannot say its dimension: the chunks wait, keyword-searchable
+        stats.error = index.state.last_error = str(exc)
+        stats.vectors_failed = True
+        return
     total = store.count_pending()
     # A remote provider gets enough inputs per step to keep all its concurrent requests busy.
     emb = index.settings.embedding
@@ -437,6 +458,7 @@ def embed_pending(index: WorkspaceIndex, stats: SyncStats, progress: Progress | 
                 vectors = _vectors(index, key, [embed_text(r) for r in rows], stats)
             except EmbeddingError as exc:
                 stats.error = index.state.last_error = str(exc)
+                stats.vectors_failed = True
                 log.warning("embedding failed; %d chunks stay pending: %s", total - done, exc)
                 store.flush()
                 return
