@@ -335,7 +335,7 @@ def _print_redactions(index: Any) -> None:
     if not index.settings.index.redact_secrets:
         print("secrets: not redacted (redaction is off)")
         return
-    redacted = index.snapshot.redactions()
+    redacted = index.files.redactions()
     print(f"secrets redacted: {sum(n for n, _ in redacted.values())} in {len(redacted)} files")
     for path, (_count, reason) in redacted.items():
         print(f"redacted {path}: {reason}")

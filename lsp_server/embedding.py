@@ -13,9 +13,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
-import sqlite3
 import threading
-from pathlib import Path
 from typing import Protocol
 
 import numpy as np
@@ -187,43 +185,3 @@ class HashEmbedder:
 def model_key(embedder: Embedder) -> str:
     """Identifies the vector space: vectors with different keys never meet."""
     return f"{embedder.provider}:{embedder.model}:{embedder.dimension}"
-
-
-class EmbeddingCache:
-    """Vectors keyed by hash of (model, text), so unchanged text is never embedded twice,
-    whatever its line numbers or branch."""
-
-    def __init__(self, path: Path) -> None:
-        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.execute("CREATE TABLE IF NOT EXISTS embeddings (key BLOB PRIMARY KEY, vector BLOB NOT NULL)")
-        self._lock = threading.Lock()
-
-    @staticmethod
-    def key(model: str, text: str) -> bytes:
-        return hashlib.sha256(f"{model}\0{text}".encode("utf-8", "surrogatepass")).digest()[:16]
-
-    def get_many(self, model: str, texts: list[str]) -> list[np.ndarray | None]:
-        keys = [self.key(model, t) for t in texts]
-        found: dict[bytes, np.ndarray] = {}
-        with self._lock:
-            for start in range(0, len(keys), 500):
-                part = keys[start:start + 500]
-                rows = self._db.execute(
-                    f"SELECT key, vector FROM embeddings WHERE key IN ({','.join('?' * len(part))})", part
-                ).fetchall()
-                for key, blob in rows:
-                    found[key] = np.frombuffer(blob, dtype=np.float32)
-        return [found.get(k) for k in keys]
-
-    def put_many(self, model: str, texts: list[str], vectors: np.ndarray) -> None:
-        rows = [(self.key(model, t), np.asarray(v, dtype=np.float32).tobytes()) for t, v in zip(texts, vectors)]
-        with self._lock:
-            self._db.execute("BEGIN")
-            self._db.executemany("INSERT OR REPLACE INTO embeddings VALUES (?, ?)", rows)
-            self._db.execute("COMMIT")
-
-    def close(self) -> None:
-        with self._lock:
-            self._db.close()

@@ -1,6 +1,6 @@
 """One workspace folder's index: where it lives and the resources it holds open.
 
-The store, the file snapshot, the embedding cache and the symbol index of a folder live
+The store, the file table, the embedding cache and the symbol index of a folder live
 together in a per-workspace directory of the user's cache directory (not inside the
 workspace). The server and the CLI open a folder through ``WorkspaceIndex`` and then
 use ``sync`` and ``search`` on it.
@@ -13,7 +13,6 @@ import json
 import logging
 import os
 import shutil
-import sqlite3
 import threading
 import time
 from pathlib import Path
@@ -24,12 +23,11 @@ import attrs
 from . import redaction
 from . import store as store_mod
 from .embedders import create_embedder
-from .embedding import Embedder, EmbeddingCache, EmbeddingError, model_key
+from .embedding import Embedder, EmbeddingError, model_key
 from .locations import index_dir_for, private_dir
 from .settings import Settings
+from .state import open_state
 from .store import Deletion, Store, StoreError, StoreLocked
-from .symbol_index import SymbolIndex
-from .sync import Snapshot
 
 log = logging.getLogger(__name__)
 
@@ -85,26 +83,8 @@ class WorkspaceIndex:
         self._write_meta()
 
     def _open_state(self) -> None:
-        """Open state.db; a damaged one is deleted and started over (the store follows suit)."""
-        path = self.dir / "state.db"
-        try:
-            self.snapshot = Snapshot(path)
-            self.cache = EmbeddingCache(path)
-            self.symbols = SymbolIndex(path)
-            return
-        except sqlite3.DatabaseError as exc:
-            if getattr(exc, "sqlite_errorname", "") not in ("SQLITE_CORRUPT", "SQLITE_NOTADB"):
-                raise  # locked, read-only or full: not ours to delete
-            for name in ("snapshot", "cache", "symbols"):
-                part = getattr(self, name, None)
-                if part is not None:
-                    part.close()
-            self._notice(f"the index state {path} was damaged ({exc}); it is rebuilt from the files")
-            for suffix in ("", "-wal", "-shm"):
-                path.with_name(path.name + suffix).unlink(missing_ok=True)
-        self.snapshot = Snapshot(path)
-        self.cache = EmbeddingCache(path)
-        self.symbols = SymbolIndex(path)
+        state = open_state(self.dir / "state.db", self._notice)
+        self.files, self.cache, self.symbols = state.files, state.cache, state.symbols
 
     def reopen_if_deleted(self) -> bool:
         """When the index directory was deleted under an open index (a cleared cache), start
@@ -119,7 +99,7 @@ class WorkspaceIndex:
                 if not self.settings.store.uri:
                     store_mod.release_local(self.store_uri)
                 self._store = None
-            self.snapshot.close()
+            self.files.close()
             self.cache.close()
             self.symbols.close()
             private_dir(self.dir)
@@ -202,7 +182,7 @@ class WorkspaceIndex:
 
     def _open_bound(self) -> tuple[Store, str | None]:
         """Open this model's collection (or the provisional one) and bind the snapshot to it."""
-        bound_pending = self.snapshot.bound_model() == f"{PROVISIONAL_KEY}|store:{self._fingerprint()}"
+        bound_pending = self.files.bound_model() == f"{PROVISIONAL_KEY}|store:{self._fingerprint()}"
         try:
             key: str | None = model_key(self.embedder)
         except EmbeddingError as exc:
@@ -237,7 +217,7 @@ class WorkspaceIndex:
     def _remembered_key(self) -> str | None:
         """The key the snapshot is bound to when it is this model's in this store: the model
         answered before (the dimension is part of the key) and cannot be asked now."""
-        bound = self.snapshot.bound_model() or ""
+        bound = self.files.bound_model() or ""
         prefix = f"{self.embedder.provider}:{self.embedder.model}:"
         key, _, store = bound.rpartition("|store:")
         dimension = key[len(prefix):]
@@ -246,11 +226,11 @@ class WorkspaceIndex:
         return None
 
     def _bind(self, store: Store, key: str) -> Store:
-        started_over = self.snapshot.bind_model(f"{key}|store:{self._fingerprint()}")
-        if store.created and not started_over and self.snapshot.count():
+        started_over = self.files.bind_model(f"{key}|store:{self._fingerprint()}")
+        if store.created and not started_over and self.files.count():
             self._notice(f"the vector store at {store_mod.display_uri(self.store_uri)} held nothing for "
-                         f"the {self.snapshot.count()} files indexed before; they are indexed again")
-            self.snapshot.clear()
+                         f"the {self.files.count()} files indexed before; they are indexed again")
+            self.files.clear()
             self.symbols.clear()
         elif started_over and not store.created and store.count():
             store.recreate()  # rows of an earlier run with this model may be of deleted files
@@ -280,7 +260,7 @@ class WorkspaceIndex:
         except BaseException:
             store.close()
             raise
-        self.snapshot.rebind_model(f"{key}|store:{self._fingerprint()}")
+        self.files.rebind_model(f"{key}|store:{self._fingerprint()}")
         log.info("%s: the embedding model answers; %d chunks moved to its collection, to be embedded",
                  self.root, moved)
         return store
@@ -327,12 +307,12 @@ class WorkspaceIndex:
         """What is indexed. The server polls it with ``open_store=False``: opening a store can
         wait on a model or a remote server, and a poll must answer at once."""
         with self._state_lock:
-            redacted = self.snapshot.redactions()
+            redacted = self.files.redactions()
             info: dict[str, Any] = {
                 "root": str(self.root),
                 "state": self.state.state,
-                "files": self.state.files or self.snapshot.count(),
-                "indexedFiles": self.snapshot.count(done_only=True),
+                "files": self.state.files or self.files.count(),
+                "indexedFiles": self.files.count(done_only=True),
                 "symbols": len(self.symbols),
                 # Secrets redacted from the indexed files' chunks (never stored or embedded).
                 "redactions": sum(n for n, _ in redacted.values()),
@@ -347,7 +327,7 @@ class WorkspaceIndex:
                     raise failure[1]  # status is polled: do not knock on a locked or down store each time
                 if self._store is not None and self.state.state == "indexing" or self._store is None and not open_store:
                     # Counted by the sync itself: exact for chunks of indexed files, an estimate for pending.
-                    info["chunks"] = self.snapshot.chunk_total()
+                    info["chunks"] = self.files.chunk_total()
                     info["pendingChunks"] = self.state.pending_chunks
                 else:
                     info["chunks"] = self.store.count()
@@ -370,7 +350,7 @@ class WorkspaceIndex:
                     if self._store is not None:
                         self._store.close()
                     self._store = None
-                self.snapshot.clear()
+                self.files.clear()
                 self.symbols.clear()
                 self.state = IndexState()
 
@@ -379,7 +359,7 @@ class WorkspaceIndex:
             if self._store is not None:
                 self._store.close()
                 self._store = None
-        self.snapshot.close()
+        self.files.close()
         self.cache.close()
         self.symbols.close()
         close_embedder = getattr(self.embedder, "close", None)

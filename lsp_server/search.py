@@ -39,7 +39,7 @@ def filter_expr(index: WorkspaceIndex, include: Sequence[str] = (), exclude: Seq
     if languages:
         clauses.append(f"language in {quote_list(languages)}")
     if include or exclude:
-        paths = list(index.snapshot.all())
+        paths = list(index.files.all())
         inc = globs("include", include) if include else None
         exc = globs("exclude", exclude)
         kept = [p for p in paths if (inc is None or inc.match_file(p)) and not exc.match_file(p)]

@@ -1,8 +1,8 @@
 """Keep a folder's index equal to its files, doing as little work as possible.
 
-A snapshot of (path, size, mtime, content hash) decides what changed; files whose size and
-mtime are unchanged are not even read. A changed file's chunks are replaced (delete, then
-insert, keyed by path) and its snapshot row is written last, so a crash at any point leaves
+The file table (state.py) of (path, size, mtime, content hash) decides what changed; files
+whose size and mtime are unchanged are not even read. A changed file's chunks are replaced
+(delete, then insert, keyed by path) and its file row is written last, so a crash at any point leaves
 work the next run redoes without duplicates. Chunks go in keyword-searchable first; vectors
 are filled in afterwards, from the embedding cache when the text was seen before.
 """
@@ -11,11 +11,8 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import sqlite3
-import threading
 import time
-from collections.abc import Callable, Iterable
-from pathlib import Path
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import attrs
@@ -59,134 +56,6 @@ class SyncStats:
     # The embedding model failed: chunks wait without vectors, found by keyword search only.
     vectors_failed: bool = False
     cancelled: bool = False
-
-
-class Snapshot:
-    """What the index holds per file. A row in state 'pending' has chunks that may be stale."""
-
-    def __init__(self, path: Path) -> None:
-        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
-        self._lock = threading.Lock()
-        with self._lock:
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=NORMAL")
-            # ids: the chunk ids the store may hold for the file, space-separated; NULL when
-            # unknown (an index from before the column), which means deleting by path.
-            self._db.execute(
-                "CREATE TABLE IF NOT EXISTS files (path TEXT PRIMARY KEY, size INTEGER, mtime_ns INTEGER,"
-                " hash TEXT, state TEXT, chunks INTEGER, ids TEXT)")
-            columns = {r[1] for r in self._db.execute("PRAGMA table_info(files)")}
-            if "ids" not in columns:
-                self._db.execute("ALTER TABLE files ADD COLUMN ids TEXT")
-            # Secrets redacted from the file's chunks, and which (kinds and lines, never values).
-            if "redactions" not in columns:
-                self._db.execute("ALTER TABLE files ADD COLUMN redactions INTEGER NOT NULL DEFAULT 0")
-                self._db.execute("ALTER TABLE files ADD COLUMN redacted TEXT")
-            self._db.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT)")
-
-    def bind_model(self, key: str) -> bool:
-        """File rows describe one collection; a new model starts them over (the cache stays).
-        True when the rows were started over (or there were none bound yet)."""
-        with self._lock:
-            row = self._db.execute("SELECT value FROM meta WHERE key='model'").fetchone()
-            if row is None or row[0] != key:
-                self._db.execute("BEGIN")
-                self._db.execute("DELETE FROM files")
-                self._db.execute("INSERT OR REPLACE INTO meta VALUES ('model', ?)", (key,))
-                self._db.execute("COMMIT")
-                return True
-            return False
-
-    def bound_model(self) -> str | None:
-        with self._lock:
-            row = self._db.execute("SELECT value FROM meta WHERE key='model'").fetchone()
-        return row[0] if row else None
-
-    def rebind_model(self, key: str) -> None:
-        """The rows now describe another collection holding the same chunks: keep them."""
-        with self._lock:
-            self._db.execute("INSERT OR REPLACE INTO meta VALUES ('model', ?)", (key,))
-
-    def all(self) -> dict[str, tuple[int, int, str, str]]:
-        with self._lock:
-            rows = self._db.execute("SELECT path, size, mtime_ns, hash, state FROM files").fetchall()
-        return {r[0]: (r[1], r[2], r[3], r[4]) for r in rows}
-
-    def get(self, path: str) -> tuple[int, int, str, str] | None:
-        with self._lock:
-            r = self._db.execute("SELECT size, mtime_ns, hash, state FROM files WHERE path=?", (path,)).fetchone()
-        return (r[0], r[1], r[2], r[3]) if r else None
-
-    def ids_of(self, paths: list[str]) -> dict[str, list[str] | None]:
-        """For those of paths that have a row: the chunk ids the store may hold, None if unknown."""
-        found: dict[str, list[str] | None] = {}
-        with self._lock:
-            for start in range(0, len(paths), 500):
-                part = paths[start:start + 500]
-                for path, ids in self._db.execute(
-                        f"SELECT path, ids FROM files WHERE path IN ({','.join('?' * len(part))})", part):
-                    found[path] = None if ids is None else ids.split()
-        return found
-
-    def chunk_total(self) -> int:
-        """Chunks of the files whose rows are done: what the store holds for them."""
-        with self._lock:
-            return int(self._db.execute("SELECT COALESCE(SUM(chunks), 0) FROM files WHERE state='done'").fetchone()[0])
-
-    def redactions(self) -> dict[str, tuple[int, str]]:
-        """Indexed files with redacted secrets: path -> (count, what and where)."""
-        with self._lock:
-            rows = self._db.execute("SELECT path, redactions, redacted FROM files "
-                                    "WHERE state='done' AND redactions > 0 ORDER BY path").fetchall()
-        return {r[0]: (int(r[1]), r[2] or "") for r in rows}
-
-    def count(self, done_only: bool = False) -> int:
-        sql = "SELECT COUNT(*) FROM files" + (" WHERE state='done'" if done_only else "")
-        with self._lock:
-            return int(self._db.execute(sql).fetchone()[0])
-
-    def mark_pending(self, paths: Iterable[str], ids: dict[str, list[str] | None] | None = None) -> None:
-        """Before the store changes. `ids` must cover what the store may hold once the change is
-        half done (old and new ids), so that a crash leaves nothing undeletable."""
-        ids = ids or {}
-        with self._lock:
-            self._db.execute("BEGIN")
-            self._db.executemany(
-                "INSERT INTO files (path, state) VALUES (?, 'pending') "
-                "ON CONFLICT(path) DO UPDATE SET state='pending'", [(p,) for p in paths])
-            self._db.executemany("UPDATE files SET ids=? WHERE path=?",
-                                 [(None if v is None else " ".join(v), p) for p, v in ids.items()])
-            self._db.execute("COMMIT")
-
-    def mark_done(self, rows: list[tuple[str, int, int, str, int]], ids: dict[str, list[str]] | None = None,
-                  redactions: dict[str, tuple[int, str]] | None = None) -> None:
-        """After the store changed; a file's ids, and what was redacted from it (count, what
-        and where: never the secret), stay as they were unless given."""
-        with self._lock:
-            self._db.execute("BEGIN")
-            self._db.executemany(
-                "INSERT INTO files (path, size, mtime_ns, hash, state, chunks) VALUES (?, ?, ?, ?, 'done', ?) "
-                "ON CONFLICT(path) DO UPDATE SET size=excluded.size, mtime_ns=excluded.mtime_ns, "
-                "hash=excluded.hash, state='done', chunks=excluded.chunks", rows)
-            self._db.executemany("UPDATE files SET ids=? WHERE path=?",
-                                 [(" ".join(v), p) for p, v in (ids or {}).items()])
-            self._db.executemany("UPDATE files SET redactions=?, redacted=? WHERE path=?",
-                                 [(n, reason or None, p) for p, (n, reason) in (redactions or {}).items()])
-            self._db.execute("COMMIT")
-
-    def remove(self, paths: Iterable[str]) -> None:
-        with self._lock:
-            self._db.execute("BEGIN")
-            self._db.executemany("DELETE FROM files WHERE path=?", [(p,) for p in paths])
-            self._db.execute("COMMIT")
-
-    def clear(self) -> None:
-        with self._lock:
-            self._db.execute("DELETE FROM files")
-
-    def close(self) -> None:
-        with self._lock:
-            self._db.close()
 
 
 def content_hash(data: bytes) -> str:
@@ -307,14 +176,14 @@ def write_files(index: WorkspaceIndex, parsed: list[_Parsed], embed_now: bool, s
         # in before any insert; a store that lost rows or was reset clears the rows), and the
         # row names their ids: a new file skips the delete, a known one deletes by primary key.
         # Deleting by path costs a scan of the collection in Milvus Lite (150 ms at 20,000).
-        old = index.snapshot.ids_of(paths)
+        old = index.files.ids_of(paths)
         # Until the insert is done the store may hold old and new chunks; unknown stays unknown.
-        index.snapshot.mark_pending(paths, {p: None if old.get(p, ()) is None else
+        index.files.mark_pending(paths, {p: None if old.get(p, ()) is None else
                                             sorted({*old.get(p, ()), *new_ids[p]}) for p in paths})
         index.store.replace(_deletion(old), rows)
         for p in parsed:
             index.symbols.replace_file(p.path, p.symbols)
-        index.snapshot.mark_done([(p.path, p.size, p.mtime_ns, p.hash, len(p.chunks)) for p in parsed], new_ids,
+        index.files.mark_done([(p.path, p.size, p.mtime_ns, p.hash, len(p.chunks)) for p in parsed], new_ids,
                                  {p.path: (p.redactions, p.redacted) for p in parsed})
     for p in parsed:
         if p.redactions:
@@ -328,12 +197,12 @@ def remove_files(index: WorkspaceIndex, paths: list[str]) -> None:
     if not paths:
         return
     with index.write_lock:
-        old = index.snapshot.ids_of(paths)
-        index.snapshot.mark_pending(paths)
+        old = index.files.ids_of(paths)
+        index.files.mark_pending(paths)
         index.store.delete(_deletion({p: old.get(p) for p in paths}))
         for p in paths:
             index.symbols.remove_file(p)
-        index.snapshot.remove(paths)
+        index.files.remove(paths)
 
 
 def _deletion(ids: dict[str, list[str] | None]) -> Deletion:
@@ -358,7 +227,7 @@ def sync_workspace(index: WorkspaceIndex, progress: Progress | None = None, canc
         stats.skipped.update(report.skipped)
         index.state.files = stats.files
         index.store  # opens the store, and binds the snapshot to the model before it is read
-        known = index.snapshot.all()
+        known = index.files.all()
         present = {f.path for f in report.files}
         deleted = [p for p in known if p not in present]
         remove_files(index, deleted)
@@ -390,7 +259,7 @@ def sync_workspace(index: WorkspaceIndex, progress: Progress | None = None, canc
                 else:
                     parsed.append(result)
             if unchanged:
-                index.snapshot.mark_done(unchanged)
+                index.files.mark_done(unchanged)
             # Files that became unreadable or binary leave the index.
             gone = [f.path for f in batch if f.path in stats.skipped and f.path in known]
             remove_files(index, gone)
@@ -496,7 +365,7 @@ def sync_paths(index: WorkspaceIndex, rel_paths: list[str], embed_now: bool = Tr
     for rel in rel_paths:
         reason = scanning.should_index(index.root, rel, index.settings.index)
         if reason is not None:
-            if index.snapshot.get(rel) is not None:
+            if index.files.get(rel) is not None:
                 removed.append(rel)
             elif not (index.root / rel).exists():
                 continue
@@ -505,15 +374,15 @@ def sync_paths(index: WorkspaceIndex, rel_paths: list[str], embed_now: bool = Tr
         result, reason = read_and_chunk(index, rel, sniff_language(index.root / rel) or "text")
         if result is None:
             stats.skipped[rel] = reason or "skipped"
-            if index.snapshot.get(rel) is not None:
+            if index.files.get(rel) is not None:
                 removed.append(rel)
             continue
-        old = index.snapshot.get(rel)
+        old = index.files.get(rel)
         if old and old[2] == result.hash and old[3] == "done":
-            index.snapshot.mark_done([(rel, result.size, result.mtime_ns, result.hash, len(result.chunks))])
+            index.files.mark_done([(rel, result.size, result.mtime_ns, result.hash, len(result.chunks))])
             continue
         parsed.append(result)
-    added = len([p for p in parsed if index.snapshot.get(p.path) is None])
+    added = len([p for p in parsed if index.files.get(p.path) is None])
     remove_files(index, removed)
     write_files(index, parsed, embed_now=embed_now, stats=stats)
     if index.state.files:  # files selected for indexing, as status reports them

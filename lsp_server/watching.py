@@ -87,7 +87,7 @@ def expand(index: WorkspaceIndex, rel_paths: Iterable[str]) -> list[str]:
             files.add(rel)
         else:
             if known is None:
-                known = list(index.snapshot.all())
+                known = list(index.files.all())
             prefix = rel + "/"
             files.update(p for p in known if p.startswith(prefix))
             files.add(rel)

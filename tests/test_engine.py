@@ -9,10 +9,11 @@ import numpy as np
 import pytest
 
 from lsp_server import search as search_mod
-from lsp_server.embedding import EmbeddingCache, EmbeddingError, HashEmbedder
+from lsp_server.embedding import EmbeddingError, HashEmbedder
 from lsp_server.index import WorkspaceIndex
 from lsp_server.search import InvalidInput, fuse, merge_overlapping, rrf, search
 from lsp_server.settings import Settings
+from lsp_server.state import EmbeddingCache
 from lsp_server.store import Hit, StoreError
 from lsp_server.sync import sync_paths, sync_workspace
 
@@ -161,11 +162,11 @@ def test_snapshot_names_each_files_chunk_ids_through_edits_and_deletes(workspace
     snapshot keeps must be exactly what the store holds, or old chunks would survive."""
     index = _open(workspace)
     sync_workspace(index)
-    paths = sorted(index.snapshot.all())
+    paths = sorted(index.files.all())
 
     def assert_ids_match() -> None:
         held = _store_ids(index)
-        recorded = index.snapshot.ids_of(paths)
+        recorded = index.files.ids_of(paths)
         assert {p: set(v or ()) for p, v in recorded.items() if v} == held
 
     assert_ids_match()
@@ -182,7 +183,7 @@ def test_snapshot_names_each_files_chunk_ids_through_edits_and_deletes(workspace
     (workspace / "web" / "cart.js").unlink()
     sync_workspace(index)
     assert "web/cart.js" not in _store_ids(index)
-    assert "web/cart.js" not in index.snapshot.ids_of(paths)
+    assert "web/cart.js" not in index.files.ids_of(paths)
     index.close()
 
 
@@ -198,12 +199,12 @@ def test_index_without_recorded_ids_still_replaces_old_chunks(workspace: Path) -
     db.commit()
     db.close()
     index = _open(workspace)
-    assert set(index.snapshot.ids_of(["src/pipeline.py"]).values()) == {None}
+    assert set(index.files.ids_of(["src/pipeline.py"]).values()) == {None}
     pipeline = workspace / "src" / "pipeline.py"
     pipeline.write_text(pipeline.read_text().replace("courier_3", "drone_delivery_3"))
     sync_paths(index, ["src/pipeline.py"])
     assert not [r for r in search(index, "courier 3", limit=20, mode="keyword") if "courier_3" in r.content]
-    assert set(index.snapshot.ids_of(["src/pipeline.py"])["src/pipeline.py"] or ()) == \
+    assert set(index.files.ids_of(["src/pipeline.py"])["src/pipeline.py"] or ()) == \
         _store_ids(index)["src/pipeline.py"]
     index.close()
 
@@ -211,7 +212,7 @@ def test_index_without_recorded_ids_still_replaces_old_chunks(workspace: Path) -
 def test_snapshot_from_before_the_ids_column_opens(tmp_path: Path) -> None:
     import sqlite3
 
-    from lsp_server.sync import Snapshot
+    from lsp_server.state import FileTable
 
     path = tmp_path / "state.db"
     db = sqlite3.connect(path)
@@ -220,7 +221,7 @@ def test_snapshot_from_before_the_ids_column_opens(tmp_path: Path) -> None:
     db.execute("INSERT INTO files VALUES ('a.py', 10, 1, 'h', 'done', 2)")
     db.commit()
     db.close()
-    snapshot = Snapshot(path)
+    snapshot = FileTable(path)
     assert snapshot.ids_of(["a.py", "b.py"]) == {"a.py": None}
     snapshot.mark_done([("a.py", 11, 2, "h2", 1)], {"a.py": ["x1"]})
     assert snapshot.ids_of(["a.py"]) == {"a.py": ["x1"]}
@@ -313,7 +314,7 @@ def test_clear_forgets_everything(workspace: Path) -> None:
     sync_workspace(index)
     index.clear()
     assert index.store.count() == 0
-    assert index.snapshot.count() == 0
+    assert index.files.count() == 0
     assert search(index, "matrix", limit=5, mode="keyword") == []
     assert sync_workspace(index).changed_files == 8
     index.close()
@@ -385,7 +386,7 @@ def test_edit_interrupted_between_store_and_snapshot_leaves_nothing_behind(
     sync_workspace(index)
     pipeline = workspace / "src" / "pipeline.py"
     pipeline.write_text(pipeline.read_text().replace("courier_3", "drone_delivery_3"))
-    target = (index.store._client, "insert") if fail_at == "insert" else (index.snapshot, "mark_done")
+    target = (index.store._client, "insert") if fail_at == "insert" else (index.files, "mark_done")
     real = getattr(*target)
 
     def crash(*args, **kwargs):
@@ -395,7 +396,7 @@ def test_edit_interrupted_between_store_and_snapshot_leaves_nothing_behind(
     with pytest.raises((RuntimeError, StoreError), match="killed here"):  # the store wraps its failures
         sync_paths(index, ["src/pipeline.py"])
     monkeypatch.setattr(*target, real)
-    assert index.snapshot.get("src/pipeline.py")[3] == "pending"
+    assert index.files.get("src/pipeline.py")[3] == "pending"
     pipeline.write_text(pipeline.read_text().replace("drone_delivery_3", "bicycle_3"))  # edited again
     sync_workspace(index)
     assert verify(index).ok

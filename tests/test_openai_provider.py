@@ -490,7 +490,7 @@ def _top_path(index: WorkspaceIndex, mode: str = "semantic") -> str:
 
 def _cached(index: WorkspaceIndex) -> list[np.ndarray | None]:
     """The embedding cache's vectors for every chunk in the store."""
-    texts = [embed_text(r) for path in index.snapshot.all() for r in index.store.chunks_of(path)]
+    texts = [embed_text(r) for path in index.files.all() for r in index.store.chunks_of(path)]
     assert texts
     return index.cache.get_many(model_key(index.embedder), texts)
 
@@ -534,7 +534,7 @@ def test_engine_auth_failure_one_error_files_pending_then_good_key(
     status = index.status()
     assert status["state"] == "error" and status["lastError"] == stats.error
     assert status["chunks"] == status["pendingChunks"] == stats.pending == 8
-    assert index.snapshot.count(done_only=True) == 7  # the files are in, their vectors pending
+    assert index.files.count(done_only=True) == 7  # the files are in, their vectors pending
     assert _top_path(index, "keyword") == "src/http_client.py"
     assert _top_path(index, "hybrid") == "src/http_client.py"
     assert all(v is None for v in _cached(index))
@@ -571,7 +571,7 @@ def test_engine_never_stores_a_bad_response(server: FakeOpenAIServer, open_index
     stats = sync_workspace(index)
     assert stats.error is None and stats.embedded == 8 and index.store.count_pending() == 0
     vectors = _cached(index)
-    texts = [embed_text(r) for path in index.snapshot.all() for r in index.store.chunks_of(path)]
+    texts = [embed_text(r) for path in index.files.all() for r in index.store.chunks_of(path)]
     for text, vector in zip(texts, vectors):
         np.testing.assert_allclose(vector, server.expected(text, ENGINE_DIM), atol=1e-6)
     assert _top_path(index) == "src/http_client.py"
@@ -613,7 +613,7 @@ def test_engine_key_never_in_logs_or_status(server: FakeOpenAIServer, open_index
     first = sync_workspace(index)
     server.fail_next("401")  # ... and in this one
     index.store.recreate()
-    index.snapshot.clear()
+    index.files.clear()
     second = sync_workspace(index)
     status = index.status()
     third = sync_workspace(index)

@@ -156,7 +156,7 @@ def test_status_counts_redactions_per_file_and_verify_agrees(indexed) -> None:
     info = index.status()
     assert info["redactions"] == sum(len(c.kinds) for c in CASES)
     assert info["redactedFiles"] == len(CASES)
-    per_file = index.snapshot.redactions()
+    per_file = index.files.redactions()
     for case in CASES:
         count, reason = per_file[case.path]
         assert count == len(case.kinds) and all(kind in reason for kind in case.kinds)
@@ -180,7 +180,7 @@ def test_an_edit_that_removes_the_secret_clears_its_count(tmp_path: Path, monkey
         path.write_text(case.text.replace(case.secrets[0], "read_from_vault()"))
         stats = sync_paths(index, ["notify.py"])
         assert stats.redacted == {}
-        assert index.status()["redactions"] == 0 and index.snapshot.redactions() == {}
+        assert index.status()["redactions"] == 0 and index.files.redactions() == {}
     finally:
         index.close()
 

@@ -230,8 +230,8 @@ def test_hostile_files_are_skipped_with_reasons_or_indexed(tmp_path: Path, cache
     assert elapsed < 60, f"hostile workspace took {elapsed:.1f} s"
     for path, reason in EXPECTED_SKIPS.items():
         assert reason in stats.skipped.get(path, ""), (path, stats.skipped.get(path))
-    assert set(index.snapshot.all()) == EXPECTED_INDEXED
-    assert "pipe.py" not in index.snapshot.all()
+    assert set(index.files.all()) == EXPECTED_INDEXED
+    assert "pipe.py" not in index.files.all()
     # Deep nesting is chunked and its symbols found, not skipped.
     assert len(index.store.chunks_of("deep.js")) > 1
     assert any(sym.name == "level4999" for sym in index.symbols.symbols_in("deep.js"))
@@ -297,7 +297,7 @@ def test_files_deleted_or_rewritten_while_indexing(tmp_path: Path, cache: Path) 
     for rel in doomed:
         assert "No such file" in stats.skipped[rel]
     assert to_dir in stats.skipped
-    assert not set(doomed) & set(index.snapshot.all())
+    assert not set(doomed) & set(index.files.all())
     hit = search(index, f"rewritten_{Path(rewritten[0]).stem}", limit=1, mode="keyword")
     assert hit and hit[0].path == rewritten[0]
     diff = verify(index)
@@ -319,7 +319,7 @@ index = WorkspaceIndex(Path(sys.argv[1]), parse({"embedding": {"provider": "hash
 stats = sync_workspace(index)
 diff = verify(index)
 print(json.dumps({"error": stats.error, "skipped": stats.skipped, "files": stats.files, "ok": diff.ok,
-                  "indexed": sorted(index.snapshot.all())}))
+                  "indexed": sorted(index.files.all())}))
 """
 
 

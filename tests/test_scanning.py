@@ -219,7 +219,7 @@ def test_shebang_scripts_and_reincluded_files_are_chunked_searched_and_outlined(
     index = WorkspaceIndex(root, parse({"embedding": {"provider": "hash"}})[0])
     try:
         assert not sync_workspace(index).error
-        assert sorted(index.snapshot.all()) == ["bin/deploytool", "bin/report", "build/keep_me.py"]
+        assert sorted(index.files.all()) == ["bin/deploytool", "bin/report", "build/keep_me.py"]
 
         def top(query: str) -> tuple[str, str, str | None]:
             hit = search(index, query, mode="keyword", limit=1)[0]
