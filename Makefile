@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install run test test-python test-client bench bench-smoke clean
+.PHONY: install run test test-python test-client lint bench bench-smoke clean
 
 install: $(STAMP)
 
@@ -22,9 +22,14 @@ run: install
 	@echo '--- search: "split identifier", keyword mode'
 	$(VENV)/bin/code-context search . "split identifier" --mode keyword --limit 5 --no-sync
 
-test: install
+test: install lint
 	$(PY) -m pytest -q -p no:cacheprovider
 	bash vscode-client/scripts/test.sh
+
+# Lint (ruff) and type (mypy) gates; both must be clean.
+lint: install
+	$(VENV)/bin/ruff check lsp_server tests bench
+	$(VENV)/bin/mypy
 
 test-python: install
 	$(PY) -m pytest -q -p no:cacheprovider

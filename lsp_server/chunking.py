@@ -57,7 +57,7 @@ _DEF_TYPES = frozenset({
     "union_item", "type_item",
     # java / c# / kotlin / scala
     "constructor_declaration", "record_declaration", "struct_declaration", "namespace_declaration",
-    "annotation_type_declaration", "object_declaration", "function_definition", "class_definition",
+    "annotation_type_declaration", "object_declaration",
     "object_definition", "trait_definition", "enum_definition",
     # c / c++
     "struct_specifier", "class_specifier", "union_specifier", "enum_specifier", "namespace_definition",
@@ -175,7 +175,8 @@ def _name_of(node: tree_sitter.Node) -> str | None:
         # const handler = () => {...}
         decl = next((c for c in node.named_children if c.type == "variable_declarator"), None)
         value = decl.child_by_field_name("value") if decl else None
-        if value is not None and value.type in ("arrow_function", "function_expression", "function"):
+        if decl is not None and value is not None and value.type in ("arrow_function", "function_expression",
+                                                                      "function"):
             name = decl.child_by_field_name("name")
     if name is None:
         # C/C++: the name hides in nested declarators.
@@ -251,7 +252,8 @@ class _Chunker:
                 definition = next((d for d in map(_definition, unit.nodes) if d), None)
             if definition:
                 unit.symbol = ".".join([*container, definition[0]])
-                unit.kind = int(SymbolKind.Method) if in_type and definition[1] == SymbolKind.Function else definition[1]
+                is_method = in_type and definition[1] == SymbolKind.Function
+                unit.kind = int(SymbolKind.Method) if is_method else definition[1]
                 unit.defs = 1 if unit.size >= SMALL_DEF_CHARS else 0
             elif container:
                 unit.symbol = ".".join(container)

@@ -149,7 +149,8 @@ def settings_from(args: argparse.Namespace, environ: dict[str, str] | None = Non
                     try:
                         value = int(env_value)
                     except ValueError:
-                        raise UsageError(f"CODE_CONTEXT_{flag.upper()} must be an integer, got {env_value!r}")
+                        raise UsageError(
+                            f"CODE_CONTEXT_{flag.upper()} must be an integer, got {env_value!r}") from None
                 elif flag in _BOOL_FLAGS:
                     if env_value.strip().lower() not in _BOOLS:
                         raise UsageError(f"CODE_CONTEXT_{flag.upper()} must be 1 or 0, got {env_value!r}")

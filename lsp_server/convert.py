@@ -47,8 +47,11 @@ def _converter() -> cattrs.Converter:
         conv.register_structure_hook(tp, _strict(tp))
     conv.register_structure_hook_func(lambda tp: tp == list[str], _string_list)
 
+    def renames(cls: type) -> dict[str, Any]:
+        return {a.name: override(rename=camel(a.name)) for a in attrs.fields(cls)}
+
     def structure(cls: type) -> Any:
-        fn = make_dict_structure_fn(cls, conv, **{a.name: override(rename=camel(a.name)) for a in attrs.fields(cls)})
+        fn: Any = make_dict_structure_fn(cls, conv, **renames(cls))
 
         def objects_only(value: Any, tp: type) -> Any:
             if not isinstance(value, dict):
@@ -57,8 +60,7 @@ def _converter() -> cattrs.Converter:
         return objects_only
 
     def unstructure(cls: type) -> Any:
-        renames = {a.name: override(rename=camel(a.name)) for a in attrs.fields(cls)}
-        return make_dict_unstructure_fn(cls, conv, _cattrs_omit_if_default=True, **renames)
+        return make_dict_unstructure_fn(cls, conv, _cattrs_omit_if_default=True, **renames(cls))
 
     conv.register_structure_hook_factory(attrs.has, structure)
     conv.register_unstructure_hook_factory(attrs.has, unstructure)

@@ -208,7 +208,7 @@ class Tools:
         results, partial = await self._run(self.shared.similar, rel, lines, start_line, end_line, limit)
         status = await self._run(self.shared.status)
         out = SearchOutput(results=_results(results), partial=partial, indexed_files=status.indexed_files,
-                           total_files=status.files)
+                           total_files=status.files, note=None)
         return _answer(out, _render(out.results, f"{len(out.results)} chunks like {rel}:{start_line}-{end_line}"))
 
     def _lines(self, path: str, start_line: int, end_line: int) -> tuple[str, list[str]]:

@@ -18,7 +18,8 @@ import threading
 from collections.abc import Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
+from typing import Any
 
 import numpy as np
 import openai
@@ -249,7 +250,7 @@ class OpenAIEmbedder:
     def _attempt(self, inputs: list[str]) -> np.ndarray | _Failure:
         """Send one request; the vectors, or what went wrong. Never raises for HTTP trouble,
         so no exception carrying the request (and its Authorization header) escapes."""
-        extra = {"dimensions": self._settings.dimensions} if self._settings.dimensions else {}
+        extra: dict[str, Any] = {"dimensions": self._settings.dimensions} if self._settings.dimensions else {}
         with self._lock:
             self.requests += 1
         try:
@@ -342,6 +343,6 @@ def _retry_after(headers: Mapping[str, str]) -> float | None:
             return max(0.0, float(value))
         except ValueError:
             when = email.utils.parsedate_to_datetime(value)
-            return max(0.0, (when - datetime.now(timezone.utc)).total_seconds())
+            return max(0.0, (when - datetime.now(UTC)).total_seconds())
     except (ValueError, TypeError, OverflowError):
         return None

@@ -88,10 +88,12 @@ class OwnerServer:
                 log.warning("refused a connection from uid %d on the folder's socket", uid)
                 sock.close()
                 continue
-            conn = Connection(sock, on_lost=lambda c: self.clients.pop(c, None), on_message=self._on_message,
-                              name="cc-owner-conn")
+            conn = Connection(sock, on_lost=self._forget, on_message=self._on_message, name="cc-owner-conn")
             if not conn.closed.is_set():
                 self.clients.setdefault(conn, protocol.Peer(0, "unknown"))
+
+    def _forget(self, conn: Connection) -> None:
+        self.clients.pop(conn, None)
 
     def _on_message(self, conn: Connection, message: dict[str, Any]) -> None:
         method = message.get("method")

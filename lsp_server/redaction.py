@@ -9,10 +9,11 @@ as many newlines as the span held, so every line keeps its number.
 The detectors are Yelp's detect-secrets plugins (Apache-2.0). Their compiled patterns run
 once over a file's whole text and the plugin's own ``analyze_string`` confirms each match;
 the keyword rules run only on lines holding a hint word. The library's line-by-line
-scanner costs about 30 times as much (docs/BENCHMARKS.md). Written here are only what the library does not give: the extent of a PEM private key (the
-plugin flags its first line only), GitHub fine-grained tokens (``github_pat_``), Google API
-keys (``AIza``), an AWS secret access key next to its key id, and assignments to names with
-``token`` in them. Keyword assignments are redacted only when the value looks random, so that
+scanner costs about 30 times as much (docs/BENCHMARKS.md). Written here are only what the
+library does not give: the extent of a PEM private key (the plugin flags its first line
+only), GitHub fine-grained tokens (``github_pat_``), Google API keys (``AIza``), an AWS
+secret access key next to its key id, and assignments to names with ``token`` in them.
+Keyword assignments are redacted only when the value looks random, so that
 ``password = "Enter your password"`` stays searchable.
 """
 
@@ -22,7 +23,7 @@ import bisect
 import math
 import re
 from collections.abc import Iterable
-from typing import Pattern
+from re import Pattern
 
 import attrs
 from detect_secrets.filters import heuristic
@@ -218,8 +219,8 @@ def find_secrets(text: str, path: str = "") -> list[Finding]:
                         or not any(True for _ in plugin.analyze_string(m.group()))):
                     continue
                 tail = _JWT_TAIL if plugin.secret_type == "JSON Web Token" else _TAIL
-                if (start, end) == m.span():
-                    end = tail.match(text, end).end()
+                if (start, end) == m.span() and (more := tail.match(text, end)) is not None:
+                    end = more.end()
                 aws_secret = plugin.secret_type == "AWS Access Key" and not text.startswith(_AWS_KEY_IDS, start)
                 found(start, end, "AWS Secret Access Key" if aws_secret else plugin.secret_type)
                 if plugin.secret_type == "AWS Access Key" and text.startswith(_AWS_KEY_IDS, start):
@@ -279,14 +280,15 @@ def _pem_spans(text: str) -> Iterable[tuple[int, int, str]]:
     while (m := _PEM_BEGIN.search(text, pos)) is not None:
         end = text.find(f"-----END {m.group(1)}-----", m.end(), m.end() + _PEM_MAX_CHARS)
         if end < 0:
-            end = _PEM_REST_OF_LINE.match(text, m.end()).end()
+            rest = _PEM_REST_OF_LINE.match(text, m.end())
+            end = rest.end() if rest is not None else m.end()
             if end < len(text) and text[end] == "\n":
                 end += 1
                 while end < len(text) and (body := _PEM_BODY_LINE.match(text, end)) and body.end() > end:
                     end = body.end()
                 end = end - 1 if text[end - 1] == "\n" else end  # the last line's newline stays
-        body = text[m.end():end].replace("\\n", "").strip()
-        if body and body != placeholder("Private Key"):  # not redacted already
+        key_text = text[m.end():end].replace("\\n", "").strip()
+        if key_text and key_text != placeholder("Private Key"):  # not redacted already
             yield m.end(), end, "Private Key"
         pos = max(end, m.end())
 

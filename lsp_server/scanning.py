@@ -107,7 +107,9 @@ class IgnoreRules:
             sub = "/".join(parts[depth:]) + ("/" if is_dir else "")
             found = spec.check_file(sub)
             if found.include is not None:
-                negation = None if found.include else _negation_parts(str(spec.patterns[found.index].pattern))
+                index = found.index
+                negation = None if found.include or index is None else _negation_parts(
+                    str(spec.patterns[index].pattern))
                 return found.include, depth, negation
         return None
 
@@ -119,10 +121,10 @@ class IgnoreRules:
         """Whether a `!` pattern re-includes a file below the built-in skipped folder
         rel_path.split("/")[anchor], naming that folder (see _may_reach)."""
         decided = self._decide(rel_path, is_dir=False)
-        if decided is None or decided[0] or decided[2] is None:
+        if decided is None or decided[0]:
             return False
         _, depth, negation = decided
-        return _may_reach(negation, rel_path.split("/")[depth:], anchor - depth)
+        return negation is not None and _may_reach(negation, rel_path.split("/")[depth:], anchor - depth)
 
     def reaches(self, rel_dir: str, anchor: int) -> bool:
         """Whether a `!` pattern could re-include rel_dir or a path below it, which lies in

@@ -93,7 +93,7 @@ class RawRequest:
 
 
 class _Protocol(LanguageServerProtocol):
-    def get_message_type(self, method: str) -> type[Any] | None:
+    def get_message_type(self, method: str) -> type[Any] | None:  # type: ignore[override] # base: lru_cache
         """codeContext/* params arrive raw, for protocol.structure to validate strictly."""
         return RawRequest if method in protocol.METHODS else super().get_message_type(method)
 

@@ -118,7 +118,8 @@ def _structure(cls: type, raw: dict[str, Any], prefix: str, bad: list[str]) -> A
                     raise TypeError("expected an object")
                 kwargs[field.name] = _structure(field.type, value, f"{prefix}{key}.", bad)
                 continue
-            if value is None and field.default is not None and not isinstance(field.default, attrs.Factory):
+            factory = isinstance(field.default, attrs.Factory)  # type: ignore[arg-type] # a class at run time
+            if value is None and field.default is not None and not factory:
                 raise TypeError("null")
             structured = converter.structure(value, field.type)  # strict: "5" is no integer
             if field.validator is not None:

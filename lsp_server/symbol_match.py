@@ -190,9 +190,10 @@ def word_pieces(q: str, words: list[str]) -> int | None:
     return best(0, 0)
 
 
-# Whether word_pieces matches at all, as a regex over "word|word|word", which runs in C. It backtracks exponentially on adversarial input, so it only sees names whose
-# words and the query's length allow few placements: comb(words + k, k) <= this budget (a
-# worst case of about 0.1 ms per name).
+# Whether word_pieces matches at all, as a regex over "word|word|word", which runs in C. It
+# backtracks exponentially on adversarial input, so it only sees names whose words and the
+# query's length allow few placements: comb(words + k, k) <= this budget (a worst case of
+# about 0.1 ms per name).
 _REGEX_BUDGET = 3000
 
 

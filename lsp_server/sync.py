@@ -145,7 +145,7 @@ def _rows(index: WorkspaceIndex, parsed: list[_Parsed], embed_now: bool, stats: 
     if key is not None and len(vectors) != len(texts):
         vectors = index.cache.get_many(key, texts)
         stats.cached += sum(v is not None for v in vectors)
-    rows = []
+    rows: list[dict[str, Any]] = []
     for p in parsed:
         seen: dict[str, int] = {}
         for c in p.chunks:
@@ -178,8 +178,8 @@ def write_files(index: WorkspaceIndex, parsed: list[_Parsed], embed_now: bool, s
         # Deleting by path costs a scan of the collection in Milvus Lite (150 ms at 20,000).
         old = index.files.ids_of(paths)
         # Until the insert is done the store may hold old and new chunks; unknown stays unknown.
-        index.files.mark_pending(paths, {p: None if old.get(p, ()) is None else
-                                            sorted({*old.get(p, ()), *new_ids[p]}) for p in paths})
+        index.files.mark_pending(paths, {p: None if (known := old.get(p, [])) is None else
+                                            sorted({*known, *new_ids[p]}) for p in paths})
         index.store.replace(_deletion(old), rows)
         for p in parsed:
             index.symbols.replace_file(p.path, p.symbols)
@@ -226,7 +226,7 @@ def sync_workspace(index: WorkspaceIndex, progress: Progress | None = None, canc
         stats.files = len(report.files)
         stats.skipped.update(report.skipped)
         index.state.files = stats.files
-        index.store  # opens the store, and binds the snapshot to the model before it is read
+        index.store  # noqa: B018 - opens the store, binding the file table to the model before it is read
         known = index.files.all()
         present = {f.path for f in report.files}
         deleted = [p for p in known if p not in present]
@@ -353,7 +353,7 @@ def _vectors(index: WorkspaceIndex, key: str, texts: list[str], stats: SyncStats
             cached[i] = v
     stats.embedded += len(missing)
     stats.cached += len(texts) - len(missing)
-    return np.stack(cached)
+    return np.stack([v for v in cached if v is not None])  # every one is filled by now
 
 
 def sync_paths(index: WorkspaceIndex, rel_paths: list[str], embed_now: bool = True) -> SyncStats:

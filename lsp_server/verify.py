@@ -48,7 +48,7 @@ def expected_chunks(index: WorkspaceIndex) -> dict[str, str]:
 
 def verify(index: WorkspaceIndex) -> Differences:
     expected = expected_chunks(index)
-    stored = Counter()
+    stored: Counter[str] = Counter()
     paths: dict[str, str] = {}
     for chunk, path in index.store.iter_ids():
         stored[chunk] += 1

@@ -11,7 +11,7 @@ import threading
 import time
 import traceback
 from collections.abc import Callable, Iterator
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 
 import numpy as np
@@ -252,7 +252,7 @@ def test_retry_after_header_forms() -> None:
     assert _retry_after({"retry-after-ms": "250", "retry-after": "9"}) == 0.25
     assert _retry_after({}) is None
     assert _retry_after({"retry-after": "soon"}) is None
-    date = format_datetime(datetime.now(timezone.utc) + timedelta(seconds=30), usegmt=True)
+    date = format_datetime(datetime.now(UTC) + timedelta(seconds=30), usegmt=True)
     assert 25 < (_retry_after({"retry-after": date}) or 0) <= 30
 
 

@@ -278,8 +278,8 @@ def test_tcp_mode_binds_loopback_unless_told_and_says_so(tmp_path: Path) -> None
         proc = subprocess.Popen(args, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                                 stderr=open(log, "wb"))
         try:
-            wait_for(lambda: any(p == port for _, p in listening_addresses(proc.pid)), timeout=60,
-                     what="listening socket")
+            wait_for(lambda port=port, proc=proc: any(p == port for _, p in listening_addresses(proc.pid)),
+                     timeout=60, what="listening socket")
             ours = [a for a, p in listening_addresses(proc.pid) if p == port]
             text = log.read_text()
             if loopback:
