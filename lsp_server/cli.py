@@ -12,35 +12,68 @@ import logging
 import os
 import sys
 import time
+import typing
 import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
+import attrs
+
 from . import protocol, query
 from . import settings as settings_mod
+from .convert import camel
 from .query import InvalidInput
 from .settings import Settings
 
 if TYPE_CHECKING:
     from .shared_folder import SharedFolder
 
-# Settings reachable from flags and CODE_CONTEXT_* variables: flag -> (section, key).
-SETTING_FLAGS: dict[str, tuple[str, str]] = {
-    "provider": ("embedding", "provider"),
-    "model": ("embedding", "model"),
-    "base_url": ("embedding", "baseUrl"),
-    "api_key_env": ("embedding", "apiKeyEnv"),
-    "dimensions": ("embedding", "dimensions"),
-    "batch_size": ("embedding", "batchSize"),
-    "concurrency": ("embedding", "concurrency"),
-    "store_uri": ("store", "uri"),
-    "store_token_env": ("store", "tokenEnv"),
-    "max_file_size_kb": ("index", "maxFileSizeKb"),
-    "redact_secrets": ("index", "redactSecrets"),
-}
-_INT_FLAGS = {"dimensions", "batch_size", "concurrency", "max_file_size_kb"}
-_BOOL_FLAGS = {"redact_secrets"}
+# Settings reachable from flags and CODE_CONTEXT_<FLAG> variables: (flag, section, field, help).
+# Each flag's type, choices and default come from the setting itself (settings.py), so the
+# two cannot drift; a boolean that defaults to on is turned off with --no-<flag>.
+SETTING_FLAGS: tuple[tuple[str, str, str, str], ...] = (
+    ("provider", "embedding", "provider", "embedding provider"),
+    ("model", "embedding", "model", "embedding model name or local path"),
+    ("base-url", "embedding", "base_url", "OpenAI-compatible endpoint, e.g. http://127.0.0.1:11434/v1"),
+    ("api-key-env", "embedding", "api_key_env", "environment variable holding the API key"),
+    ("dimensions", "embedding", "dimensions", "shorten vectors to this size (models that support it)"),
+    ("batch-size", "embedding", "batch_size", "chunks per embedding request"),
+    ("concurrency", "embedding", "concurrency", "embedding requests in flight (remote providers)"),
+    ("max-tokens-per-request", "embedding", "max_tokens_per_request", "token budget of one remote request"),
+    ("timeout", "embedding", "timeout", "seconds a remote embedding request may take"),
+    ("max-retries", "embedding", "max_retries", "retries of a failed remote request"),
+    ("store-uri", "store", "uri", "Milvus server URI or Milvus Lite .db file (default: per-workspace file)"),
+    ("store-token-env", "store", "token_env", "environment variable holding the Milvus token"),
+    ("max-file-size-kb", "index", "max_file_size_kb", "skip files larger than this"),
+    ("redact-secrets", "index", "redact_secrets", "replace secrets found in files before storing or embedding"),
+)
 _BOOLS = {"1": True, "true": True, "yes": True, "on": True, "0": False, "false": False, "no": False, "off": False}
+
+
+def _setting(section: str, name: str) -> attrs.Attribute:
+    section_cls: Any = attrs.fields_dict(Settings)[section].type
+    return attrs.fields_dict(section_cls)[name]
+
+
+def _flag_type(field: attrs.Attribute) -> Any:
+    """The Python type a flag's text becomes: int, float, str or bool; Literal choices as str."""
+    tp = field.type
+    args = [a for a in typing.get_args(tp) if a is not type(None)]
+    if typing.get_origin(tp) is typing.Literal or typing.get_origin(tp) is None:
+        return str if typing.get_origin(tp) is typing.Literal else tp
+    return args[0] if len(args) == 1 else str
+
+
+def _env_value(name: str, tp: Any, text: str) -> Any:
+    if tp is bool:
+        if text.strip().lower() not in _BOOLS:
+            raise UsageError(f"{name} must be 1 or 0, got {text!r}")
+        return _BOOLS[text.strip().lower()]
+    try:
+        return tp(text)
+    except ValueError:
+        kind = {int: "an integer", float: "a number"}.get(tp, "a string")
+        raise UsageError(f"{name} must be {kind}, got {text!r}") from None
 
 
 class UsageError(Exception):
@@ -54,19 +87,20 @@ class _Parser(argparse.ArgumentParser):
 
 def _add_settings_flags(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("settings (also CODE_CONTEXT_<NAME> environment variables)")
-    g.add_argument("--provider", choices=["local", "openai", "hash"], help="embedding provider (default: local)")
-    g.add_argument("--model", help="embedding model name or local path")
-    g.add_argument("--base-url", help="OpenAI-compatible endpoint, e.g. http://127.0.0.1:11434/v1")
-    g.add_argument("--api-key-env", help="environment variable holding the API key (default: OPENAI_API_KEY)")
-    g.add_argument("--dimensions", type=int, help="shorten vectors to this size (models that support it)")
-    g.add_argument("--batch-size", type=int, help="chunks per embedding request")
-    g.add_argument("--concurrency", type=int, help="embedding requests in flight (remote providers)")
-    g.add_argument("--store-uri", help="Milvus server URI or Milvus Lite .db file (default: per-workspace file)")
-    g.add_argument("--store-token-env", help="environment variable holding the Milvus token")
-    g.add_argument("--max-file-size-kb", type=int, help="skip files larger than this (default: 1024)")
-    g.add_argument("--no-redact-secrets", dest="redact_secrets", action="store_const", const=False, default=None,
-                   help="store and embed secrets found in files as they are (default: replace them; "
-                        "CODE_CONTEXT_REDACT_SECRETS=0)")
+    for flag, section, name, help_text in SETTING_FLAGS:
+        field = _setting(section, name)
+        tp, dest = _flag_type(field), name_of(flag)
+        if tp is bool:  # on by default: the flag turns it off
+            g.add_argument(f"--no-{flag}", dest=dest, action="store_const", const=False, default=None,
+                           help=f"do not {help_text} (default: do; CODE_CONTEXT_{dest.upper()}=0)")
+            continue
+        choices = list(typing.get_args(field.type)) if typing.get_origin(field.type) is typing.Literal else None
+        default = "" if field.default is None else f" (default: {field.default})"
+        g.add_argument(f"--{flag}", dest=dest, type=tp, choices=choices, help=f"{help_text}{default}")
+
+
+def name_of(flag: str) -> str:
+    return flag.replace("-", "_")
 
 
 def _add_verbose(p: argparse.ArgumentParser) -> None:
@@ -139,24 +173,14 @@ def settings_from(args: argparse.Namespace, environ: dict[str, str] | None = Non
     """Flags win over CODE_CONTEXT_* variables, which win over defaults."""
     environ = dict(os.environ) if environ is None else environ
     raw: dict[str, Any] = {}
-    for flag, (section, key) in SETTING_FLAGS.items():
-        value = getattr(args, flag, None)
-        if value is None:
-            env_value = environ.get(f"CODE_CONTEXT_{flag.upper()}")
-            if env_value:
-                value = env_value
-                if flag in _INT_FLAGS:
-                    try:
-                        value = int(env_value)
-                    except ValueError:
-                        raise UsageError(
-                            f"CODE_CONTEXT_{flag.upper()} must be an integer, got {env_value!r}") from None
-                elif flag in _BOOL_FLAGS:
-                    if env_value.strip().lower() not in _BOOLS:
-                        raise UsageError(f"CODE_CONTEXT_{flag.upper()} must be 1 or 0, got {env_value!r}")
-                    value = _BOOLS[env_value.strip().lower()]
+    for flag, section, name, _help in SETTING_FLAGS:
+        dest = name_of(flag)
+        value = getattr(args, dest, None)
+        env_name = f"CODE_CONTEXT_{dest.upper()}"
+        if value is None and environ.get(env_name):
+            value = _env_value(env_name, _flag_type(_setting(section, name)), environ[env_name])
         if value is not None:
-            raw.setdefault(section, {})[key] = value
+            raw.setdefault(section, {})[camel(name)] = value
     parsed, bad = settings_mod.parse(raw)
     if bad:
         raise UsageError(f"invalid setting: {', '.join(bad)}")

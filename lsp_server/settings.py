@@ -91,6 +91,12 @@ class Settings:
     search: SearchSettings = attrs.Factory(SearchSettings)
 
 
+# Field types are strings until resolved (annotations are postponed); the parsers, the CLI's
+# flags and the VS Code schema test read them as types.
+for _cls in (EmbeddingSettings, StoreSettings, IndexSettings, SearchSettings, Settings):
+    attrs.resolve_types(_cls)
+
+
 def merge(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
     """Deep-merge two raw settings dicts; the later source wins per key."""
     out = copy.deepcopy(base)

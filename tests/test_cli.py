@@ -230,3 +230,29 @@ def test_index_names_redacted_files_and_status_counts_them(workspace: Path, env:
     assert chosen[1].secrets[0] in json.loads(found.stdout.splitlines()[0])["content"]
     bad = run({**env, "CODE_CONTEXT_REDACT_SECRETS": "maybe"}, "status", str(workspace))
     assert bad.returncode == 2 and "CODE_CONTEXT_REDACT_SECRETS" in bad.stderr
+
+
+def test_settings_flags_come_from_the_settings_schema() -> None:
+    """Every flag is a real setting with its type; flags win over variables, variables over defaults."""
+    from lsp_server import cli
+
+    args = cli.build_parser().parse_args(["status", ".", "--timeout", "7.5", "--max-retries", "1",
+                                          "--max-tokens-per-request", "500", "--no-redact-secrets"])
+    settings = cli.settings_from(args, {"CODE_CONTEXT_MAX_RETRIES": "3", "CODE_CONTEXT_CONCURRENCY": "2"})
+    emb = settings.embedding
+    assert (emb.timeout, emb.max_retries, emb.max_tokens_per_request, emb.concurrency) == (7.5, 1, 500, 2)
+    assert settings.index.redact_secrets is False
+    for flag, section, name, _ in cli.SETTING_FLAGS:
+        assert cli._setting(section, name).name == name, flag
+
+
+@pytest.mark.parametrize("args,env_name,message", [
+    (["--timeout", "0"], None, "embedding.timeout"),
+    (["--timeout", "soon"], None, "--timeout"),
+    ([], "CODE_CONTEXT_MAX_RETRIES", "CODE_CONTEXT_MAX_RETRIES must be an integer"),
+    ([], "CODE_CONTEXT_TIMEOUT", "CODE_CONTEXT_TIMEOUT must be a number"),
+])
+def test_bad_setting_values_exit_2(workspace: Path, env: dict[str, str], args: list[str], env_name: str | None,
+                                   message: str) -> None:
+    out = run({**env, **({env_name: "lots"} if env_name else {})}, "status", str(workspace), *args)
+    assert out.returncode == 2 and message in out.stderr and len(out.stderr.strip().splitlines()) == 1, out.stderr
