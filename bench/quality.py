@@ -82,11 +82,22 @@ def metrics(ranks: Sequence[int | None]) -> dict[str, float]:
     }
 
 
+def rrf(dense: list[Hit], keyword: list[Hit], k: int = 100) -> list[tuple[Hit, float]]:
+    """Reciprocal-rank fusion: the baseline hybrid search is measured against (not used by the engine)."""
+    scores: dict[str, float] = {}
+    by_id: dict[str, Hit] = {}
+    for hits in (dense, keyword):
+        for rank, h in enumerate(hits):
+            scores[h.id] = scores.get(h.id, 0.0) + 1.0 / (k + rank + 1)
+            by_id[h.id] = h
+    return sorted(((by_id[i], s) for i, s in scores.items()), key=lambda p: p[1], reverse=True)
+
+
 def rrf_results(keyword: Sequence[Res], semantic: Sequence[Res], k: int = RRF_K) -> list[Res]:
-    """The baseline: search.rrf over the same two candidate lists."""
+    """The baseline: rrf over the same two candidate lists."""
     def hits(results: Sequence[Res]) -> list[Hit]:
         return [Hit(f"{p}:{s}:{e}", 0.0, p, "", s, e, "", 0, "") for p, s, e in results]
-    fused = search_mod.rrf(hits(semantic), hits(keyword), k=k)
+    fused = rrf(hits(semantic), hits(keyword), k=k)
     return [(h.path, h.start_line, h.end_line) for h, _ in fused]
 
 
@@ -154,10 +165,6 @@ class ServerBackend:
 
     def close(self) -> None:
         self.client.shutdown()
-
-
-def server_available() -> bool:
-    return (Path(__file__).resolve().parent.parent / "lsp_server" / "__main__.py").exists()
 
 
 # --- running ---------------------------------------------------------------------------------
@@ -228,11 +235,9 @@ def engine_config() -> dict[str, Any]:
     return config
 
 
-def run(provider: str = "local", backend: str = "auto", cache_dir: Path | None = None,
+def run(provider: str = "local", backend: str = "server", cache_dir: Path | None = None,
         work: Path | None = None, packages: list[str] | None = None, javascript: bool = True,
         max_queries: int | None = None, log: Callable[[str], None] = print) -> dict[str, Any]:
-    if backend == "auto":
-        backend = "server" if server_available() else "engine"
     tmp = Path(tempfile.mkdtemp(prefix="cc-quality-"))
     try:
         # The embedding cache lives per workspace path: reusing it needs a stable path.
@@ -298,7 +303,7 @@ def format_table(result: dict[str, Any]) -> str:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--provider", default="local", choices=["local", "hash"])
-    ap.add_argument("--backend", default="auto", choices=["auto", "server", "engine"])
+    ap.add_argument("--backend", default="server", choices=["server", "engine"])
     ap.add_argument("--cache-dir", type=Path, help="reuse an index cache (embedding cache) across runs")
     ap.add_argument("--max-queries", type=int, help="only the first N queries of each set")
     ap.add_argument("--no-js", action="store_true", help="leave out express (no npm)")

@@ -24,6 +24,7 @@ from bench import corpus as corpus_mod
 from bench.common import machine
 from bench.corpus import Query
 from bench.quality import Res, first_hit_rank, metrics
+from bench.quality import rrf as quality_rrf
 from lsp_server import search as search_mod
 from lsp_server import tokens
 from lsp_server.store import Hit
@@ -136,7 +137,7 @@ def variants(candidates: int, names: Names) -> dict[str, Fuser]:
         return ranked(search_mod.fuse(d[:c], k[:c], symbol=names.scores(q.text, [*k[:c], *d[:c]])))
 
     def rrf(q, d, k):
-        return ranked(search_mod.rrf(d[:c], k[:c], k=100))
+        return ranked(quality_rrf(d[:c], k[:c], k=100))
 
     out: dict[str, Fuser] = {"keyword": keyword, "semantic": semantic, "hybrid(engine)": engine, "rrf": rrf}
     for sw in (0.0, 0.3, 0.5, 0.8):

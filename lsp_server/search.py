@@ -111,17 +111,6 @@ def symbol_scores(index: WorkspaceIndex, query: str, hits: Sequence[Hit]) -> dic
     return scores
 
 
-def rrf(dense: list[Hit], keyword: list[Hit], k: int = 100) -> list[tuple[Hit, float]]:
-    """Reciprocal-rank fusion: the baseline the benchmark compares against."""
-    scores: dict[str, float] = {}
-    by_id: dict[str, Hit] = {}
-    for hits in (dense, keyword):
-        for rank, h in enumerate(hits):
-            scores[h.id] = scores.get(h.id, 0.0) + 1.0 / (k + rank + 1)
-            by_id[h.id] = h
-    return sorted(((by_id[i], s) for i, s in scores.items()), key=lambda p: p[1], reverse=True)
-
-
 def merge_overlapping(results: list[Result]) -> list[Result]:
     """Keep the best of results that share lines of the same file (input sorted best first)."""
     kept: list[Result] = []

@@ -143,7 +143,6 @@ def test_symbol_signal_prefers_the_definition_named_by_the_query() -> None:
     assert [h.id for h, _ in fused] == ["def", "caller", "other"]
 
 
-@pytest.mark.skipif(not quality.server_available(), reason="the language server is not there yet")
 def test_quality_benchmark_through_the_server(tmp_path: Path) -> None:
     result = quality.run(provider="hash", backend="server", cache_dir=tmp_path / "cache", work=tmp_path,
                          packages=["json", "urllib"], javascript=False, log=lambda s: None)
@@ -159,7 +158,6 @@ def test_quality_benchmark_through_the_server(tmp_path: Path) -> None:
     assert result["sets"]["identifier"]["all"]["hybrid"]["recall@10"] >= 0.6
 
 
-@pytest.mark.skipif(not quality.server_available(), reason="the language server is not there yet")
 def test_perf_benchmark_smoke(tmp_path: Path) -> None:
     from bench import perf
 
@@ -183,7 +181,6 @@ def test_perf_benchmark_smoke(tmp_path: Path) -> None:
     assert f"| **search hybrid over stdio, warm, ms (p50 / p95)** | {warm} |" in table
 
 
-@pytest.mark.skipif(not quality.server_available(), reason="the language server is not there yet")
 def test_symbols_benchmark_smoke(tmp_path: Path) -> None:
     from bench import symbols as bench_symbols
 

@@ -8,10 +8,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from bench.quality import rrf
 from lsp_server import search as search_mod
 from lsp_server.embedding import EmbeddingError, HashEmbedder
 from lsp_server.index import WorkspaceIndex
-from lsp_server.search import InvalidInput, fuse, merge_overlapping, rrf, search
+from lsp_server.search import InvalidInput, fuse, merge_overlapping, search
 from lsp_server.settings import Settings
 from lsp_server.state import EmbeddingCache
 from lsp_server.store import Hit, StoreError
