@@ -20,43 +20,35 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import attrs
+
 from bench import corpus as corpus_mod
 from bench.common import machine
 from bench.corpus import Query
 from bench.quality import Res, first_hit_rank, metrics
 from bench.quality import rrf as quality_rrf
 from lsp_server import search as search_mod
-from lsp_server import tokens
+from lsp_server.chunking import ChunkSizes
 from lsp_server.store import Hit
 
 POOL = 100
 
 
-def apply_variant(variant: str) -> None:
-    """Engine changes under test, patched in-process: embed=names, max_chars=N, small_def=N."""
-    from lsp_server import chunking, sync
-
+def chunk_sizes(variant: str) -> ChunkSizes:
+    """The chunker's knobs under test, passed to the engine: max_chars=N, small_def=N."""
+    sizes = ChunkSizes()
     for item in filter(None, variant.split(",")):
         key, _, value = item.partition("=")
-        if key == "embed" and value == "names":
-            def embed_text(chunk, _get=None):
-                get = chunk.get if isinstance(chunk, dict) else lambda k: getattr(chunk, k)
-                symbol = get("symbol") or ""
-                words = " ".join(tokens.split_identifier(symbol)) if symbol else ""
-                header = f"{get('path')}" + (f" {symbol} ({words})" if symbol else "")
-                return f"{header}\n{get('content')}"
-            sync.embed_text = embed_text
-        elif key == "max_chars":
-            defaults = list(chunking.chunk.__defaults__)
-            defaults[-1] = int(value)
-            chunking.chunk.__defaults__ = tuple(defaults)
+        if key == "max_chars":
+            sizes = attrs.evolve(sizes, max_chars=int(value))
         elif key == "small_def":
-            chunking.SMALL_DEF_CHARS = int(value)
+            sizes = attrs.evolve(sizes, small_def_chars=int(value))
         else:
             raise SystemExit(f"unknown variant {item}")
+    return sizes
 
 
-def collect(cache_dir: Path, provider: str) -> dict[str, Any]:
+def collect(cache_dir: Path, provider: str, sizes: ChunkSizes) -> dict[str, Any]:
     from lsp_server.index import WorkspaceIndex
     from lsp_server.settings import parse
     from lsp_server.sync import sync_workspace
@@ -67,7 +59,7 @@ def collect(cache_dir: Path, provider: str) -> dict[str, Any]:
         shutil.rmtree(root)
     corpus = corpus_mod.build(root)
     settings, _ = parse({"embedding": {"provider": provider}})
-    index = WorkspaceIndex(root, settings)
+    index = WorkspaceIndex(root, settings, chunk_sizes=sizes)
     index.clear()  # the collection and snapshot start over; the embedding cache stays
     started = time.perf_counter()
     stats = sync_workspace(index)
@@ -166,15 +158,14 @@ def main() -> None:
     ap.add_argument("--reindex", action="store_true", help="index again (embedding cache kept)")
     ap.add_argument("--candidates", type=int, default=30)
     ap.add_argument("--label", default="run")
-    ap.add_argument("--variant", default="", help="e.g. embed=names,max_chars=800")
+    ap.add_argument("--variant", default="", help="chunker knobs, e.g. max_chars=800,small_def=200")
     args = ap.parse_args()
     print(f"machine: {machine()}")
     pickle_path = args.cache_dir / f"lists-{args.label}.pkl"
     if pickle_path.exists() and not args.reindex:
         data = pickle.loads(pickle_path.read_bytes())
     else:
-        apply_variant(args.variant)
-        data = collect(args.cache_dir, args.provider)
+        data = collect(args.cache_dir, args.provider, chunk_sizes(args.variant))
         pickle_path.write_bytes(pickle.dumps(data))
     print(f"{data['chunks']} chunks; doc {len(data['sets']['doc'])}, identifier {len(data['sets']['identifier'])}")
     table = evaluate(data, variants(args.candidates, Names(args.cache_dir)))

@@ -212,10 +212,23 @@ def _definition(node: tree_sitter.Node) -> tuple[str, int | None] | None:
     return None
 
 
+@attrs.frozen
+class ChunkSizes:
+    """The chunker's tuning knobs (docs/BENCHMARKS.md has what each value measured)."""
+
+    max_chars: int = DEFAULT_MAX_CHARS
+    # A definition at least this large keeps a chunk of its own instead of being merged.
+    small_def_chars: int = SMALL_DEF_CHARS
+
+
+DEFAULT_SIZES = ChunkSizes()
+
+
 class _Chunker:
-    def __init__(self, lines: list[str], max_chars: int) -> None:
+    def __init__(self, lines: list[str], sizes: ChunkSizes) -> None:
         self.lines = lines
-        self.max_chars = max_chars
+        self.max_chars = sizes.max_chars
+        self.small_def_chars = sizes.small_def_chars
         self.line_sizes = [len(line.strip()) + 1 for line in lines]
 
     def size(self, start: int, end: int) -> int:
@@ -254,7 +267,7 @@ class _Chunker:
                 unit.symbol = ".".join([*container, definition[0]])
                 is_method = in_type and definition[1] == SymbolKind.Function
                 unit.kind = int(SymbolKind.Method) if is_method else definition[1]
-                unit.defs = 1 if unit.size >= SMALL_DEF_CHARS else 0
+                unit.defs = 1 if unit.size >= self.small_def_chars else 0
             elif container:
                 unit.symbol = ".".join(container)
             if unit.size > self.max_chars:
@@ -315,14 +328,14 @@ class _Chunker:
 
 
 def chunk(path: str, text: str, language: str, tree: tree_sitter.Tree | None = None,
-          max_chars: int = DEFAULT_MAX_CHARS) -> list[Chunk]:
+          sizes: ChunkSizes = DEFAULT_SIZES) -> list[Chunk]:
     """Chunks covering every line of the file once, in order."""
     lines = text.split("\n")
     if text.endswith("\n"):
         lines.pop()
     if not lines or not text.strip():
         return []
-    chunker = _Chunker(lines, max_chars)
+    chunker = _Chunker(lines, sizes)
     last = len(lines) - 1
     if tree is not None:
         root = tree.root_node

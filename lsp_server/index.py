@@ -22,6 +22,7 @@ import attrs
 
 from . import redaction
 from . import store as store_mod
+from .chunking import DEFAULT_SIZES, ChunkSizes
 from .embedders import create_embedder
 from .embedding import Embedder, EmbeddingError, model_key
 from .locations import index_dir_for, private_dir
@@ -62,9 +63,11 @@ class IndexState:
 
 
 class WorkspaceIndex:
-    def __init__(self, root: Path, settings: Settings, embedder: Embedder | None = None) -> None:
+    def __init__(self, root: Path, settings: Settings, embedder: Embedder | None = None,
+                 chunk_sizes: ChunkSizes = DEFAULT_SIZES) -> None:
         self.root = root.resolve()
         self.settings = settings
+        self.chunk_sizes = chunk_sizes  # a tuning knob (bench/tune.py), not a user setting
         self.dir = index_dir_for(self.root)
         private_dir(self.dir)
         self.embedder = embedder or create_embedder(settings.embedding)

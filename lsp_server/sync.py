@@ -122,7 +122,7 @@ def read_and_chunk(index: WorkspaceIndex, rel: str, language: str) -> tuple[_Par
         tree = chunking.parse(language, data)
     except Exception as exc:  # a timeout or grammar bug costs the syntax tree, not the file
         log.warning("%s: %s; split by lines instead", rel, exc)
-    chunks = chunking.chunk(rel, text, language, tree)
+    chunks = chunking.chunk(rel, text, language, tree, index.chunk_sizes)
     if tree is not None:
         file_symbols = symbols.extract(tree, data, language)
     return _Parsed(rel, st.st_size, st.st_mtime_ns, content_hash(data), chunks, file_symbols,

@@ -225,7 +225,7 @@ def _chunks(language: str, max_chars: int = 90) -> tuple[str, list[chunking.Chun
     text = textwrap.dedent(source).lstrip("\n")
     tree = chunking.parse(language, text.encode())
     assert tree is not None, f"no grammar for {language}"
-    return text, chunking.chunk(name, text, language, tree, max_chars=max_chars)
+    return text, chunking.chunk(name, text, language, tree, chunking.ChunkSizes(max_chars=max_chars))
 
 
 def _assert_tiles(text: str, chunks: list[chunking.Chunk]) -> None:
