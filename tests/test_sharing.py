@@ -194,3 +194,31 @@ def test_forwarded_cli_loads_no_model_and_no_store(tmp_path: Path) -> None:
     # Without an owner the same command loads the engine (the probe can tell the difference).
     out = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True, timeout=300)
     assert "'pymilvus'" in out.stderr and out.stderr.rstrip().endswith("0"), out.stderr
+
+
+def test_one_claim_at_a_time_and_the_holder_is_named(tmp_path: Path) -> None:
+    from lsp_server import sharing
+
+    folder = tmp_path / "index"
+    first = sharing.claim(folder)
+    assert first is not None and sharing.owner_pid(folder) == os.getpid()
+    assert sharing.claim(folder) is None  # held (a second open file description conflicts, as another process would)
+    assert stat.S_IMODE(folder.stat().st_mode) == 0o700
+    first.release()
+    assert sharing.owner_pid(folder) is None
+    again = sharing.claim(folder)
+    assert again is not None
+    again.release()
+
+
+def test_different_settings_are_described_in_one_line() -> None:
+    from lsp_server import protocol, sharing
+    from lsp_server.settings import parse
+
+    mine = sharing.identity_of(parse({"embedding": {"provider": "local"}})[0])
+    theirs = sharing.identity_of(parse({"embedding": {"provider": "local", "model": "all-MiniLM-L6-v2"}})[0])
+    assert sharing.describe_difference(mine, theirs) is None  # the default model by name is the same model
+    other = protocol.Identity("hash", "", 64, None, None, False)
+    line = sharing.describe_difference(mine, other)
+    assert line is not None and "\n" not in line
+    assert "embedding provider hash (here: local)" in line and "secret redaction off (here: on)" in line

@@ -1,0 +1,71 @@
+"""store.py alone, on a real Milvus Lite file: rows go in keyword-searchable, vectors follow."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from lsp_server.store import Deletion, Store
+
+DIM = 8
+
+
+def vec(i: int) -> np.ndarray:
+    v = np.zeros(DIM, dtype=np.float32)
+    v[i % DIM] = 1.0
+    return v
+
+
+def row(store: Store, i: int, path: str, text: str, vector: np.ndarray | None = None) -> dict:
+    return store.row(id=f"id{i}", path=path, language="python", start_line=i, end_line=i + 1, symbol=f"f{i}",
+                     kind=12, content=text, search_text=text, vector=vector)
+
+
+def test_rows_are_keyword_searchable_before_their_vectors_and_dense_search_skips_them(tmp_path: Path) -> None:
+    store = Store(str(tmp_path / "milvus.db"), "cc_test", DIM)
+    try:
+        assert store.created
+        store.replace(Deletion(), [row(store, 1, "a.py", "parse the header"), row(store, 2, "b.py", "retry the request")])
+        store.flush()
+        assert store.count() == 2 and store.count_pending() == 2
+        assert [h.id for h in store.keyword_search("retry", 5)] == ["id2"]
+        assert store.dense_search(vec(1), 5) == []  # no vector yet: not a dense candidate
+
+        rows = store.rows(["id1", "id2"])
+        assert store.set_vectors(rows, np.stack([vec(1), vec(2)])) == 2
+        store.flush()
+        assert store.count_pending() == 0
+        top = store.dense_search(vec(2), 1)
+        assert [h.id for h in top] == ["id2"] and top[0].path == "b.py" and top[0].start_line == 2
+    finally:
+        store.close()
+
+
+def test_replace_deletes_by_id_and_by_path_and_a_deleted_row_is_not_resurrected(tmp_path: Path) -> None:
+    store = Store(str(tmp_path / "milvus.db"), "cc_test", DIM)
+    try:
+        store.replace(Deletion(), [row(store, i, f"f{i % 2}.py", f"text {i}") for i in range(4)])
+        stale = store.rows(["id0"])
+        store.replace(Deletion(ids=["id0"]), [])
+        store.replace(Deletion(paths=["f1.py"]), [row(store, 9, "f1.py", "new text")])
+        store.flush()
+        assert sorted(i for i, _ in store.iter_ids()) == ["id2", "id9"]
+        assert store.set_vectors(stale, np.stack([vec(0)])) == 0  # deleted meanwhile: stays deleted
+        assert sorted(i for i, _ in store.iter_ids()) == ["id2", "id9"]
+    finally:
+        store.close()
+
+
+def test_a_reopened_store_keeps_its_rows(tmp_path: Path) -> None:
+    uri = str(tmp_path / "milvus.db")
+    store = Store(uri, "cc_test", DIM)
+    store.replace(Deletion(), [row(store, 1, "a.py", "kept across opens", vec(1))])
+    store.flush()
+    store.close()
+    again = Store(uri, "cc_test", DIM)
+    try:
+        assert not again.created and again.count() == 1
+        assert again.keyword_search("kept", 3)[0].content == "kept across opens"
+    finally:
+        again.close()
