@@ -22,7 +22,7 @@ import attrs
 from . import protocol, query
 from . import settings as settings_mod
 from .convert import camel
-from .query import InvalidInput
+from .errors import EmbeddingError, FolderUnavailable, InvalidInput, StoreError
 from .settings import Settings
 
 if TYPE_CHECKING:
@@ -515,15 +515,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _foreseen(exc: Exception) -> bool:
-    """A store, provider or owner failure. Their modules are only imported (pymilvus, torch)
-    when this command got as far as using them, so only those that are loaded are asked."""
-    from .shared_folder import FolderUnavailable
-
-    kinds: list[type[Exception]] = [Failure, FolderUnavailable]
-    for module, name in (("lsp_server.store", "StoreError"), ("lsp_server.embedding", "EmbeddingError")):
-        if (loaded := sys.modules.get(module)) is not None:
-            kinds.append(getattr(loaded, name))
-    return isinstance(exc, tuple(kinds))
+    """A store, provider or owner failure: one line, exit code 1."""
+    return isinstance(exc, (Failure, FolderUnavailable, StoreError, EmbeddingError))
 
 
 if __name__ == "__main__":

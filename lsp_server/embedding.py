@@ -16,9 +16,11 @@ import os
 import threading
 from typing import Protocol
 
+import attrs
 import numpy as np
 
 from . import tokens
+from .errors import EmbeddingError
 from .settings import DEFAULT_LOCAL_MODEL
 
 log = logging.getLogger(__name__)
@@ -27,19 +29,20 @@ log = logging.getLogger(__name__)
 KNOWN_DIMENSIONS = {DEFAULT_LOCAL_MODEL: 384, f"sentence-transformers/{DEFAULT_LOCAL_MODEL}": 384}
 
 
-class EmbeddingError(Exception):
-    """An embedding request failed.
+@attrs.frozen
+class EmbedderInfo:
+    """What status may show of an embedder: never a key."""
 
-    ``retryable`` errors (rate limits, outages) leave work pending for the next sync;
-    the others (bad key, unknown model) need the user to change something.
-    """
-
-    def __init__(self, message: str, *, retryable: bool) -> None:
-        super().__init__(message)
-        self.retryable = retryable
+    provider: str
+    model: str
+    dimension: int | None  # None until known (a remote model not asked yet)
+    base_url: str | None = None  # host (and port) of a remote provider: never a path or a key
 
 
 class Embedder(Protocol):
+    """What every provider offers. The optional abilities are declared here, with no-op
+    implementations where a provider has nothing to do, so callers never probe for them."""
+
     provider: str
     model: str
 
@@ -54,8 +57,23 @@ class Embedder(Protocol):
 
     def embed_query(self, text: str) -> np.ndarray: ...
 
-    def describe(self) -> dict[str, object]:
-        """What status may show: never a key."""
+    def describe(self) -> EmbedderInfo: ...
+
+    @property
+    def ready(self) -> bool:
+        """Whether a query can be embedded now, without waiting seconds for a model to load."""
+        ...
+
+    def warm_up(self) -> None:
+        """Start getting ready in the background (load a model); a failure surfaces on first use."""
+        ...
+
+    def assume_dimension(self, dimension: int) -> None:
+        """Take the vector size an index recorded for this model, so it need not be asked now."""
+        ...
+
+    def close(self) -> None:
+        """Release threads and connections."""
         ...
 
 
@@ -140,13 +158,19 @@ class LocalEmbedder:
     def embed_query(self, text: str) -> np.ndarray:
         return self.embed_documents([text])[0]
 
-    def describe(self) -> dict[str, object]:
+    def describe(self) -> EmbedderInfo:
         # Status must not load the model just to learn its size.
         if self._model is not None or self.model in KNOWN_DIMENSIONS:
             dimension: int | None = self.dimension
         else:
             dimension = None
-        return {"provider": self.provider, "model": self.model, "dimension": dimension}
+        return EmbedderInfo(self.provider, self.model, dimension)
+
+    def assume_dimension(self, dimension: int) -> None:
+        """The model says its own size when it loads."""
+
+    def close(self) -> None:
+        """Nothing to release: the model is garbage like any object."""
 
 
 class HashEmbedder:
@@ -178,8 +202,19 @@ class HashEmbedder:
     def embed_query(self, text: str) -> np.ndarray:
         return self.embed_documents([text])[0]
 
-    def describe(self) -> dict[str, object]:
-        return {"provider": self.provider, "model": self.model, "dimension": self._dimension}
+    def describe(self) -> EmbedderInfo:
+        return EmbedderInfo(self.provider, self.model, self._dimension)
+
+    ready = True  # nothing to load
+
+    def warm_up(self) -> None:
+        """Nothing to load."""
+
+    def assume_dimension(self, dimension: int) -> None:
+        """Its size is its setting."""
+
+    def close(self) -> None:
+        """Nothing to release."""
 
 
 def model_key(embedder: Embedder) -> str:

@@ -15,17 +15,16 @@ import time
 from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
 
+import attrs
 from watchdog.observers.api import BaseObserver
 
 from . import redaction, watching
 from . import search as engine
-from .embedding import EmbeddingError
-from .index import WorkspaceIndex
+from .errors import EmbeddingError, StoreError
+from .index import IndexStatus, WorkspaceIndex
 from .query import Query, Result
 from .settings import Settings
-from .store import StoreError
 from .symbol_index import MAX_RESULTS as MAX_SYMBOLS
 from .symbols import Symbol
 from .sync import Cancelled, Progress, SyncStats, sync_paths, sync_workspace
@@ -63,9 +62,8 @@ class FolderHost:
         """Open the folder's index (state.db now, the store on first use) and, with ``warm``,
         load the model in the background while the keyword index is built."""
         index = WorkspaceIndex(root, settings)
-        warm_up = getattr(index.embedder, "warm_up", None)
-        if warm and warm_up is not None:
-            warm_up()
+        if warm:
+            index.embedder.warm_up()
         return cls(index, watch)
 
     # -- writing
@@ -136,6 +134,12 @@ class FolderHost:
         if stats.changed_files or stats.deleted_files:
             log.info("re-indexed %d changed and %d deleted files", stats.changed_files, stats.deleted_files)
 
+    def reconfigure(self, settings: Settings) -> bool:
+        """Take new settings for the same model and store (others need a new index); True when
+        the index rules changed, so a full sync is due."""
+        old, self.index.settings = self.index.settings, settings
+        return old.index != settings.index
+
     def clear(self) -> None:
         """Stop a running sync, then forget the folder's index (on the sync lane, after the sync)."""
         self.sync_cancel.set()
@@ -147,12 +151,12 @@ class FolderHost:
         """Results and whether they may be incomplete (still indexing, or words only while the
         model loads). Raises StoreError or EmbeddingError when nothing could be searched."""
         index = self.index
-        mode = query.mode
-        if mode == "hybrid" and not getattr(index.embedder, "ready", True):
-            mode = "keyword"  # the model is still loading: words now, meaning in a few seconds
-        partial = (self.syncing or mode != query.mode or index.state.pending_chunks > 0
-                   or (mode == "hybrid" and index.vector_key is None))  # words only: no vectors yet
-        results = engine.search(index, query.text, query.limit, mode, query.include, query.exclude, query.languages)
+        used = query
+        if query.mode == "hybrid" and not index.embedder.ready:
+            used = attrs.evolve(query, mode="keyword")  # the model is still loading: words now, meaning soon
+        partial = (self.syncing or used.mode != query.mode or index.state.pending_chunks > 0
+                   or (used.mode == "hybrid" and index.vector_key is None))  # words only: no vectors yet
+        results = engine.answer(index, used)
         return results, partial
 
     def similar(self, rel: str, lines: list[str], start_line: int, end_line: int, limit: int) -> list[Result]:
@@ -171,11 +175,9 @@ class FolderHost:
         """The symbols of one file as last indexed."""
         return self.index.symbols.symbols_in(rel)
 
-    def status(self) -> dict[str, Any]:
-        info = self.index.status(open_store=False)
-        if self.syncing:
-            info["state"] = "indexing"
-        return info
+    def status(self) -> IndexStatus:
+        status = self.index.status(open_store=False)
+        return attrs.evolve(status, state="indexing") if self.syncing else status
 
     def verify(self) -> Differences:
         """Compare the index with the files, after the running sync and edits."""

@@ -24,11 +24,12 @@ from . import redaction
 from . import store as store_mod
 from .chunking import DEFAULT_SIZES, ChunkSizes
 from .embedders import create_embedder
-from .embedding import Embedder, EmbeddingError, model_key
+from .embedding import Embedder, EmbedderInfo, model_key
+from .errors import EmbeddingError, StoreError, StoreLocked
 from .locations import index_dir_for, private_dir
 from .settings import Settings
 from .state import open_state
-from .store import Deletion, Store, StoreError, StoreLocked
+from .store import Deletion, Store
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +47,25 @@ ADOPT_BATCH = 500
 def collection_name(root: Path, embedder_key: str) -> str:
     digest = hashlib.sha256(f"{root}\0{embedder_key}".encode("utf-8", "surrogatepass")).hexdigest()[:20]
     return f"cc_{digest}"
+
+
+@attrs.frozen
+class IndexStatus:
+    """What a folder's index holds now, for status in every face (wire.py maps it)."""
+
+    root: Path
+    state: str  # idle | indexing | error
+    files: int
+    indexed_files: int
+    symbols: int
+    redactions: int  # secrets replaced in the indexed files' text (never stored or embedded)
+    redacted_files: int
+    embedding: EmbedderInfo
+    store_uri: str  # without credentials
+    index_dir: Path
+    chunks: int
+    pending_chunks: int
+    last_error: str | None
 
 
 @attrs.define
@@ -191,9 +211,8 @@ class WorkspaceIndex:
         except EmbeddingError as exc:
             key = self._remembered_key()
             if key is not None:  # indexed with this model before: its collection, vectors and all
-                assume = getattr(self.embedder, "assume_dimension", None)
-                if assume is not None:  # its answers, once it answers, must fit that collection
-                    assume(int(key.rsplit(":", 1)[1]))
+                # Its answers, once it answers, must fit that collection.
+                self.embedder.assume_dimension(int(key.rsplit(":", 1)[1]))
                 log.warning("%s: %s; new chunks wait for vectors until it answers", self.root, exc)
                 return self._bind(self._open_store(key, int(key.rsplit(":", 1)[1])), key), key
             log.warning("%s: %s; chunks are stored without vectors until it answers", self.root, exc)
@@ -306,42 +325,29 @@ class WorkspaceIndex:
             return None
         return rel.as_posix()
 
-    def status(self, open_store: bool = True) -> dict[str, Any]:
+    def status(self, open_store: bool = True) -> IndexStatus:
         """What is indexed. The server polls it with ``open_store=False``: opening a store can
         wait on a model or a remote server, and a poll must answer at once."""
         with self._state_lock:
             redacted = self.files.redactions()
-            info: dict[str, Any] = {
-                "root": str(self.root),
-                "state": self.state.state,
-                "files": self.state.files or self.files.count(),
-                "indexedFiles": self.files.count(done_only=True),
-                "symbols": len(self.symbols),
-                # Secrets redacted from the indexed files' chunks (never stored or embedded).
-                "redactions": sum(n for n, _ in redacted.values()),
-                "redactedFiles": len(redacted),
-                "embedding": self.embedder.describe(),
-                "store": {"uri": store_mod.display_uri(self.store_uri)},
-                "indexDir": str(self.dir),
-            }
+            error = self.state.last_error
             try:
                 failure = self._store_failure
                 if self._store is None and failure is not None and time.monotonic() - failure[0] < STORE_RETRY_SECONDS:
                     raise failure[1]  # status is polled: do not knock on a locked or down store each time
                 if self._store is not None and self.state.state == "indexing" or self._store is None and not open_store:
                     # Counted by the sync itself: exact for chunks of indexed files, an estimate for pending.
-                    info["chunks"] = self.files.chunk_total()
-                    info["pendingChunks"] = self.state.pending_chunks
+                    chunks, pending = self.files.chunk_total(), self.state.pending_chunks
                 else:
-                    info["chunks"] = self.store.count()
-                    info["pendingChunks"] = self.store.count_pending()
+                    chunks, pending = self.store.count(), self.store.count_pending()
             except Exception as exc:  # status must answer even when the store is down
-                info["chunks"] = 0
-                info["pendingChunks"] = 0
-                info["lastError"] = str(exc)
-            if self.state.last_error:
-                info["lastError"] = self.state.last_error
-            return info
+                chunks, pending, error = 0, 0, error or str(exc)
+            return IndexStatus(
+                root=self.root, state=self.state.state, files=self.state.files or self.files.count(),
+                indexed_files=self.files.count(done_only=True), symbols=len(self.symbols),
+                redactions=sum(n for n, _ in redacted.values()), redacted_files=len(redacted),
+                embedding=self.embedder.describe(), store_uri=store_mod.display_uri(self.store_uri),
+                index_dir=self.dir, chunks=chunks, pending_chunks=pending, last_error=error)
 
     def clear(self) -> None:
         """Forget everything indexed for this folder, in this model's collection and on disk."""
@@ -365,9 +371,7 @@ class WorkspaceIndex:
         self.files.close()
         self.cache.close()
         self.symbols.close()
-        close_embedder = getattr(self.embedder, "close", None)
-        if close_embedder is not None:
-            close_embedder()
+        self.embedder.close()
 
 
 def remove_index_dir(root: Path) -> None:

@@ -23,12 +23,11 @@ from mcp_types import CallToolResult, TextContent, ToolAnnotations
 from pydantic import BaseModel, Field
 
 from . import query
-from .embedding import EmbeddingError
+from .errors import EmbeddingError, FolderUnavailable, InvalidInput, StoreError
 from .kinds import SymbolKind
-from .query import InvalidInput, Result
+from .query import Result
 from .settings import Settings
-from .shared_folder import FolderUnavailable, SharedFolder
-from .store import StoreError
+from .shared_folder import SharedFolder
 
 log = logging.getLogger(__name__)
 

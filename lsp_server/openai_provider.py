@@ -24,7 +24,8 @@ from typing import Any
 import numpy as np
 import openai
 
-from .embedding import EmbeddingError, normalise
+from .embedding import EmbedderInfo, normalise
+from .errors import EmbeddingError
 from .settings import EmbeddingSettings
 
 log = logging.getLogger(__name__)
@@ -191,9 +192,13 @@ class OpenAIEmbedder:
     def embed_query(self, text: str) -> np.ndarray:
         return self.embed_documents([text])[0]
 
-    def describe(self) -> dict[str, object]:
-        return {"provider": self.provider, "model": self.model, "dimension": self._dimension,
-                "baseUrl": self.host}
+    def describe(self) -> EmbedderInfo:
+        return EmbedderInfo(self.provider, self.model, self._dimension, self.host)
+
+    ready = True  # a remote model is always loaded
+
+    def warm_up(self) -> None:
+        """Nothing to load: the endpoint is asked on first use."""
 
     def stats(self) -> dict[str, int]:
         """Counters for status and tests: HTTP requests sent, retries, batches given up."""

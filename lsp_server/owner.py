@@ -18,11 +18,9 @@ from pathlib import Path
 from typing import Any
 
 from . import protocol, query, sharing, wire
-from .embedding import EmbeddingError
+from .errors import EmbeddingError, FolderUnavailable, InvalidInput, StoreError
 from .host import SAVE_COALESCE_SECONDS, FolderHost
 from .jsonrpc import INTERNAL_ERROR, INVALID_PARAMS, METHOD_NOT_FOUND, Connection
-from .query import InvalidInput
-from .store import StoreError
 
 log = logging.getLogger(__name__)
 
@@ -114,7 +112,7 @@ class OwnerServer:
             conn.respond(msg_id, error=(METHOD_NOT_FOUND, f"unknown method {method}"))
         except InvalidInput as exc:
             conn.respond(msg_id, error=(INVALID_PARAMS, str(exc)))
-        except (StoreError, EmbeddingError, OpeningError) as exc:
+        except (StoreError, EmbeddingError, FolderUnavailable) as exc:
             conn.respond(msg_id, error=(INTERNAL_ERROR, str(exc)))
         except Exception as exc:  # a bug must not take the owner down with it
             log.exception("answering %s failed", method)
@@ -134,7 +132,7 @@ class OwnerServer:
             protocol.structure(raw, protocol.StatusParams)
             host = self._host
             if host is None:
-                raise OpeningError(self._open_error or "the folder's index is still opening")
+                raise FolderUnavailable(self._open_error or "the folder's index is still opening")
             status = wire.folder_status(path_uri(self.root), host.status(), self.owner_info())
             return protocol.unstructure(protocol.StatusResponse([status]))
         handler = {
@@ -146,7 +144,7 @@ class OwnerServer:
 
     def host(self) -> FolderHost:
         if not self._ready.wait(OPEN_WAIT_SECONDS) or self._host is None:
-            raise OpeningError(self._open_error or "the folder's index is still opening")
+            raise FolderUnavailable(self._open_error or "the folder's index is still opening")
         return self._host
 
     def _uri_of(self, rel: str) -> str:
@@ -235,10 +233,6 @@ class OwnerServer:
         host = self._host
         if rels and host is not None:
             host.changed(rels, SAVE_COALESCE_SECONDS)
-
-
-class OpeningError(Exception):
-    """The owner has no open index to answer from (yet, or because opening it failed)."""
 
 
 def _inside(root: Path, rel: str) -> str | None:

@@ -14,7 +14,7 @@ import attrs
 from cattrs.errors import ClassValidationError
 
 from .convert import camel, converter, json_type
-from .query import InvalidInput
+from .errors import InvalidInput
 
 SEARCH = "codeContext/search"
 SIMILAR = "codeContext/similar"

@@ -13,18 +13,12 @@ from typing import Literal, get_args
 import attrs
 import pathspec
 
+from .errors import InvalidInput
+
 Mode = Literal["hybrid", "semantic", "keyword"]
 MODES: tuple[str, ...] = get_args(Mode)
 MAX_QUERY_CHARS = 1000
 MAX_LIMIT = 100
-
-
-class InvalidInput(ValueError):
-    """Bad input from a user or client; ``field`` names what to fix."""
-
-    def __init__(self, field: str, message: str) -> None:
-        super().__init__(f"{field}: {message}")
-        self.field = field
 
 
 @attrs.frozen
@@ -75,6 +69,9 @@ class Query:
     include: tuple[str, ...] = ()
     exclude: tuple[str, ...] = ()
     languages: tuple[str, ...] = ()
+    # The globs compiled once, by make; None when there are none.
+    include_spec: pathspec.PathSpec | None = attrs.field(default=None, eq=False, repr=False)
+    exclude_spec: pathspec.PathSpec | None = attrs.field(default=None, eq=False, repr=False)
 
 
 def make(text: object, limit: object, mode: object, include: Sequence[str] = (), exclude: Sequence[str] = (),
@@ -86,6 +83,7 @@ def make(text: object, limit: object, mode: object, include: Sequence[str] = (),
         checked_text, checked_limit, checked_mode = validate(text, limit, mode)
     except InvalidInput as exc:
         raise InvalidInput(names.get(exc.field, exc.field), str(exc).partition(": ")[2]) from None
-    globs(names.get("include", "include"), include)
-    globs(names.get("exclude", "exclude"), exclude)
-    return Query(checked_text, checked_limit, checked_mode, tuple(include), tuple(exclude), tuple(languages))
+    include_spec = globs(names.get("include", "include"), include) if include else None
+    exclude_spec = globs(names.get("exclude", "exclude"), exclude) if exclude else None
+    return Query(checked_text, checked_limit, checked_mode, tuple(include), tuple(exclude), tuple(languages),
+                 include_spec, exclude_spec)

@@ -14,8 +14,8 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING
 
 from . import tokens
-from .embedding import EmbeddingError
-from .query import InvalidInput, Result, globs, validate
+from .errors import EmbeddingError, InvalidInput
+from .query import Query, Result, make
 from .store import Hit, quote_list
 
 if TYPE_CHECKING:
@@ -32,17 +32,15 @@ MIN_CANDIDATES = 30
 _KEYWORD_LANE = ThreadPoolExecutor(4, "cc-keyword")
 
 
-def filter_expr(index: WorkspaceIndex, include: Sequence[str] = (), exclude: Sequence[str] = (),
-                languages: Sequence[str] = ()) -> str | None:
-    """A Milvus filter for the globs and languages; None when nothing can match."""
+def filter_expr(index: WorkspaceIndex, q: Query) -> str | None:
+    """A Milvus filter for the query's globs and languages; None when nothing can match."""
     clauses = []
-    if languages:
-        clauses.append(f"language in {quote_list(languages)}")
-    if include or exclude:
+    if q.languages:
+        clauses.append(f"language in {quote_list(q.languages)}")
+    inc, exc = q.include_spec, q.exclude_spec
+    if inc is not None or exc is not None:
         paths = list(index.files.all())
-        inc = globs("include", include) if include else None
-        exc = globs("exclude", exclude)
-        kept = [p for p in paths if (inc is None or inc.match_file(p)) and not exc.match_file(p)]
+        kept = [p for p in paths if (inc is None or inc.match_file(p)) and (exc is None or not exc.match_file(p))]
         if not kept:
             return None
         if len(kept) < len(paths):
@@ -149,22 +147,28 @@ def no_vectors(index: WorkspaceIndex) -> EmbeddingError:
                           "keyword and hybrid search find code by its words meanwhile", retryable=True)
 
 
-def search(index: WorkspaceIndex, query: str, limit: int = 10, mode: str = "hybrid",
+def search(index: WorkspaceIndex, text: str, limit: int = 10, mode: str = "hybrid",
            include: Sequence[str] = (), exclude: Sequence[str] = (),
            languages: Sequence[str] = ()) -> list[Result]:
-    query, limit, mode = validate(query, limit, mode)
-    expr = filter_expr(index, include, exclude, languages)
+    """A search from plain arguments, validated here (faces validate once with query.make
+    and call answer)."""
+    return answer(index, make(text, limit, mode, include, exclude, languages))
+
+
+def answer(index: WorkspaceIndex, q: Query) -> list[Result]:
+    """The ranked results of a checked query."""
+    expr = filter_expr(index, q)
     if expr is None:
         return []
-    candidates = max(limit * OVERSAMPLE, MIN_CANDIDATES)
-    dense, keyword = retrieve(index, query, mode, candidates, expr)
-    if mode == "keyword":
+    candidates = max(q.limit * OVERSAMPLE, MIN_CANDIDATES)
+    dense, keyword = retrieve(index, q.text, q.mode, candidates, expr)
+    if q.mode == "keyword":
         ranked = [(h, h.score) for h in keyword]
-    elif mode == "semantic":
+    elif q.mode == "semantic":
         ranked = [(h, h.score) for h in dense]
     else:
-        ranked = fuse(dense, keyword, symbol=symbol_scores(index, query, [*keyword, *dense]))
-    return merge_overlapping([_result(index, h, s) for h, s in ranked])[:limit]
+        ranked = fuse(dense, keyword, symbol=symbol_scores(index, q.text, [*keyword, *dense]))
+    return merge_overlapping([_result(index, h, s) for h, s in ranked])[:q.limit]
 
 
 def similar(index: WorkspaceIndex, rel_path: str, text: str, start_line: int, end_line: int,

@@ -32,12 +32,11 @@ from pygls.protocol.json_rpc import MsgId
 from pygls.uris import from_fs_path, to_fs_path
 
 from . import protocol, query, wire
-from .embedding import EmbeddingError
+from .errors import EmbeddingError, FolderUnavailable, InvalidInput, StoreError
 from .host import COALESCE_SECONDS, SAVE_COALESCE_SECONDS, FolderHost
-from .query import InvalidInput, Query, Result
+from .query import Query, Result
 from .settings import Settings, layered
-from .shared_folder import FolderUnavailable, SharedFolder
-from .store import StoreError
+from .shared_folder import SharedFolder
 from .symbol_index import MAX_RESULTS as MAX_SYMBOLS
 from .sync import SyncStats
 
@@ -288,10 +287,8 @@ async def _reconfigure(ls: CodeContextServer) -> None:
             if (old.embedding, old.store, old.index.redact_secrets) != (
                     new.embedding, new.store, new.index.redact_secrets):
                 await _reopen(ls, folder)
-            elif (host := folder.host) is not None:
-                host.index.settings = new
-                if old.index != new.index:
-                    ls.spawn(_index(ls, folder, host))
+            elif (host := folder.host) is not None and host.reconfigure(new):
+                ls.spawn(_index(ls, folder, host))
 
 
 # -- folder lifecycle

@@ -18,9 +18,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from . import protocol, sharing
+from .errors import FolderUnavailable, InvalidInput
 from .jsonrpc import ConnectionLost, RemoteError
 from .locations import index_dir_for
-from .query import InvalidInput, Query, Result
+from .query import Query, Result
 from .settings import Settings
 
 if TYPE_CHECKING:
@@ -34,10 +35,6 @@ log = logging.getLogger(__name__)
 HANDOVER_SECONDS = 10.0
 
 T = TypeVar("T")
-
-
-class FolderUnavailable(Exception):
-    """The folder cannot answer: its index failed to open, or its owner uses other settings."""
 
 
 class SharedFolder:

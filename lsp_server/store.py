@@ -18,6 +18,8 @@ import attrs
 import numpy as np
 from pymilvus import DataType, Function, FunctionType, MilvusClient, MilvusException
 
+from .errors import StoreError, StoreLocked
+
 log = logging.getLogger(__name__)
 # Milvus Lite serves gRPC in-process and lacks AllocTimestamp, which pymilvus probes when it
 # creates a collection; the probe's failure is handled, but grpc logs it as an error.
@@ -29,14 +31,6 @@ MAX_TEXT_BYTES = 60_000  # under Milvus' 65,535-byte VARCHAR limit
 # the exact top 30 (docs/BENCHMARKS.md); 256 found them all at no measurable cost.
 HNSW_EF = 256
 OUTPUT_FIELDS = ["id", "path", "language", "start_line", "end_line", "symbol", "kind", "content"]
-
-
-class StoreError(Exception):
-    """The vector store failed or cannot be reached; the message says which and where."""
-
-
-class StoreLocked(StoreError):
-    """A Milvus Lite store is held by another process: Milvus Lite allows one at a time."""
 
 
 @attrs.frozen

@@ -19,9 +19,9 @@ import attrs
 import numpy as np
 
 from . import chunking, redaction, scanning, symbols, tokens
-from .embedding import EmbeddingError
+from .errors import EmbeddingError, StoreError
 from .languages import sniff_language
-from .store import Deletion, StoreError
+from .store import Deletion
 
 if TYPE_CHECKING:
     from .index import WorkspaceIndex

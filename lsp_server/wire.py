@@ -9,11 +9,14 @@ library, so the socket's answers and the editor's are built by the same lines.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import protocol
 from .kinds import SymbolKind
 from .query import Result
+
+if TYPE_CHECKING:
+    from .index import IndexStatus
 from .symbols import MAX_OUTLINE_DEPTH, Symbol
 
 UriOf = Callable[[str], str]  # a folder-relative path -> the URI a client knows it by
@@ -29,15 +32,12 @@ def search_response(hits: list[tuple[UriOf, Result]], partial: bool) -> Any:
     return protocol.unstructure(protocol.SearchResponse([search_result(u, r) for u, r in hits], partial))
 
 
-def folder_status(uri: str, info: dict[str, Any], owner: protocol.OwnerInfo | None = None) -> protocol.FolderStatus:
-    """A FolderStatus from WorkspaceIndex.status()."""
-    emb = info["embedding"]
+def folder_status(uri: str, s: IndexStatus, owner: protocol.OwnerInfo | None = None) -> protocol.FolderStatus:
+    emb = s.embedding
     return protocol.FolderStatus(
-        uri, info["state"], info["files"], info["indexedFiles"], info["chunks"], info["pendingChunks"],
-        info["redactions"], info["redactedFiles"],
-        protocol.EmbeddingInfo(str(emb["provider"]), str(emb["model"]), int(emb.get("dimension") or 0),
-                               str(emb["baseUrl"]) if emb.get("baseUrl") else None),
-        protocol.StoreInfo(info["store"]["uri"]), info.get("lastError"), owner)
+        uri, s.state, s.files, s.indexed_files, s.chunks, s.pending_chunks, s.redactions, s.redacted_files,
+        protocol.EmbeddingInfo(emb.provider, emb.model, emb.dimension or 0, emb.base_url),
+        protocol.StoreInfo(s.store_uri), s.last_error, owner)
 
 
 def _range(r: tuple[int, int, int, int]) -> dict[str, Any]:

@@ -9,13 +9,14 @@ import numpy as np
 import pytest
 
 from bench.quality import rrf
-from lsp_server import search as search_mod
-from lsp_server.embedding import EmbeddingError, HashEmbedder
+from lsp_server import query as query_mod
+from lsp_server.embedding import HashEmbedder
+from lsp_server.errors import EmbeddingError, InvalidInput, StoreError
 from lsp_server.index import WorkspaceIndex
-from lsp_server.search import InvalidInput, fuse, merge_overlapping, search
+from lsp_server.search import fuse, merge_overlapping, search
 from lsp_server.settings import Settings
 from lsp_server.state import EmbeddingCache
-from lsp_server.store import Hit, StoreError
+from lsp_server.store import Hit
 from lsp_server.sync import sync_paths, sync_workspace
 
 FIXTURE = Path(__file__).parent / "fixtures" / "workspace"
@@ -306,7 +307,7 @@ def test_filters_by_language_and_glob(workspace: Path) -> None:
 ])
 def test_bad_search_input_names_the_field(query, limit, mode, field) -> None:
     with pytest.raises(InvalidInput) as info:
-        search_mod.validate(query, limit, mode)
+        query_mod.validate(query, limit, mode)
     assert info.value.field == field
 
 
@@ -356,7 +357,7 @@ def test_rrf_baseline_orders_by_rank_sum() -> None:
 
 def test_overlapping_results_merge() -> None:
     root = Path("/w")
-    make = search_mod.Result
+    make = query_mod.Result
     results = [make(root, "a.py", 1, 20, 0.9, "python", ""), make(root, "a.py", 10, 30, 0.8, "python", ""),
                make(root, "a.py", 31, 40, 0.7, "python", ""), make(root, "b.py", 1, 20, 0.6, "python", "")]
     merged = merge_overlapping(results)

@@ -18,7 +18,8 @@ import numpy as np
 import pytest
 
 from lsp_server.embedders import create_embedder
-from lsp_server.embedding import EmbeddingError, model_key
+from lsp_server.embedding import EmbedderInfo, model_key
+from lsp_server.errors import EmbeddingError
 from lsp_server.openai_provider import (
     BYTES_PER_TOKEN,
     DEFAULT_MODEL,
@@ -126,12 +127,12 @@ def test_create_embedder_and_model_key(server: FakeOpenAIServer) -> None:
 
 def test_dimension_probed_once_then_cached(server: FakeOpenAIServer, make: Make) -> None:
     embedder = make()
-    assert embedder.describe()["dimension"] is None
+    assert embedder.describe().dimension is None
     assert server.requests == []
     assert embedder.dimension == DIM
     assert embedder.dimension == DIM
     assert len(server.requests) == 1
-    assert embedder.describe()["dimension"] == DIM
+    assert embedder.describe().dimension == DIM
 
 
 def test_dimension_learned_from_first_response_without_probe(server: FakeOpenAIServer, make: Make) -> None:
@@ -439,11 +440,10 @@ def test_key_never_in_logs_errors_or_describe(server: FakeOpenAIServer, make: Ma
 
 
 def test_describe_shows_host_only(server: FakeOpenAIServer, make: Make) -> None:
-    assert make(model="m").describe() == {"provider": "openai", "model": "m", "dimension": None,
-                                          "baseUrl": f"127.0.0.1:{server.port}"}
+    assert make(model="m").describe() == EmbedderInfo("openai", "m", None, f"127.0.0.1:{server.port}")
     official = OpenAIEmbedder(EmbeddingSettings(provider="openai"))
     try:
-        assert official.describe()["baseUrl"] == "api.openai.com"
+        assert official.describe().base_url == "api.openai.com"
         assert official.model == DEFAULT_MODEL
     finally:
         official.close()
@@ -511,7 +511,7 @@ def test_engine_indexes_through_transient_faults(server: FakeOpenAIServer,
     # The vectors stored are the server's, in the right rows: meaning-based search finds the code.
     assert _top_path(index) == "src/http_client.py"
     assert all(v is not None for v in _cached(index))
-    assert index.status()["pendingChunks"] == 0 and "lastError" not in index.status()
+    assert index.status().pending_chunks == 0 and index.status().last_error is None
 
 
 def test_engine_auth_failure_one_error_files_pending_then_good_key(
@@ -532,8 +532,8 @@ def test_engine_auth_failure_one_error_files_pending_then_good_key(
     warnings = [r for r in caplog.records if r.levelno >= logging.WARNING and "401" in r.getMessage()]
     assert len(warnings) == 1, [r.getMessage() for r in warnings]
     status = index.status()
-    assert status["state"] == "error" and status["lastError"] == stats.error
-    assert status["chunks"] == status["pendingChunks"] == stats.pending == 8
+    assert status.state == "error" and status.last_error == stats.error
+    assert status.chunks == status.pending_chunks == stats.pending == 8
     assert index.files.count(done_only=True) == 7  # the files are in, their vectors pending
     assert _top_path(index, "keyword") == "src/http_client.py"
     assert _top_path(index, "hybrid") == "src/http_client.py"
@@ -621,10 +621,9 @@ def test_engine_key_never_in_logs_or_status(server: FakeOpenAIServer, open_index
     assert any(r.authorization == f"Bearer {CANARY}" for r in server.requests)  # the key was in play
     assert first.error and "request rejected (400)" in first.error and "<redacted>" in first.error
     assert second.error and "authentication failed (401)" in second.error
-    assert status["lastError"] == second.error and status["pendingChunks"] == 8
+    assert status.last_error == second.error and status.pending_chunks == 8
     assert third.error is None and third.embedded == 8
-    assert status["embedding"] == {"provider": "openai", "model": "fake-embed", "dimension": ENGINE_DIM,
-                                   "baseUrl": f"127.0.0.1:{server.port}"}
+    assert status.embedding == EmbedderInfo("openai", "fake-embed", ENGINE_DIM, f"127.0.0.1:{server.port}")
     assert any("retry 1 of 1" in r.getMessage() for r in caplog.records)
     logged = caplog.text + "".join(repr(r.args) + repr(r.__dict__) for r in caplog.records)
     everything = logged + repr(status) + repr([first, second, third, index.status()])

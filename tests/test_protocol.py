@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from lsp_server import protocol
-from lsp_server.query import InvalidInput
+from lsp_server.errors import InvalidInput
 
 
 @pytest.mark.parametrize("raw,field,message", [

@@ -154,8 +154,8 @@ def test_code_around_the_secret_is_still_found(indexed, case: Case) -> None:
 def test_status_counts_redactions_per_file_and_verify_agrees(indexed) -> None:
     index, _fake, _cache = indexed
     info = index.status()
-    assert info["redactions"] == sum(len(c.kinds) for c in CASES)
-    assert info["redactedFiles"] == len(CASES)
+    assert info.redactions == sum(len(c.kinds) for c in CASES)
+    assert info.redacted_files == len(CASES)
     per_file = index.files.redactions()
     for case in CASES:
         count, reason = per_file[case.path]
@@ -176,11 +176,11 @@ def test_an_edit_that_removes_the_secret_clears_its_count(tmp_path: Path, monkey
     index = WorkspaceIndex(tmp_path / "ws", Settings(), embedder=HashEmbedder(64))
     try:
         sync_workspace(index)
-        assert index.status()["redactions"] == 1
+        assert index.status().redactions == 1
         path.write_text(case.text.replace(case.secrets[0], "read_from_vault()"))
         stats = sync_paths(index, ["notify.py"])
         assert stats.redacted == {}
-        assert index.status()["redactions"] == 0 and index.files.redactions() == {}
+        assert index.status().redactions == 0 and index.files.redactions() == {}
     finally:
         index.close()
 
@@ -204,7 +204,7 @@ def test_turned_off_the_secret_is_stored_and_turning_it_on_reindexes(tmp_path: P
             index.close()
 
     text, info = contents(redact=False)
-    assert all(secret in text for secret in case.secrets) and info["redactions"] == 0
+    assert all(secret in text for secret in case.secrets) and info.redactions == 0
     # Nothing in the file changed, yet the chunks are rebuilt without the secrets.
     text, info = contents(redact=True)
-    assert not any(secret in text for secret in case.secrets) and info["redactions"] == 2
+    assert not any(secret in text for secret in case.secrets) and info.redactions == 2

@@ -23,7 +23,8 @@ import pytest
 
 from lsp_server import store as store_mod
 from lsp_server import sync as sync_mod
-from lsp_server.embedding import EmbeddingError, model_key
+from lsp_server.embedding import model_key
+from lsp_server.errors import EmbeddingError
 from lsp_server.index import PROVISIONAL_KEY, WorkspaceIndex, collection_name
 from lsp_server.locations import index_dir_for
 from lsp_server.openai_provider import PROBE_TEXT, OpenAIEmbedder
@@ -201,7 +202,7 @@ def test_openai_models_have_known_dimensions_without_a_request(monkeypatch: pyte
                              ("text-embedding-ada-002", 1536)):
         embedder = OpenAIEmbedder(EmbeddingSettings(provider="openai", model=model, timeout=1, max_retries=0))
         try:
-            assert embedder.describe()["dimension"] == dimension
+            assert embedder.describe().dimension == dimension
             assert embedder.dimension == dimension and model_key(embedder) == f"openai:{model}:{dimension}"
             assert embedder.stats()["requests"] == 0  # known, not asked
         finally:
@@ -211,7 +212,7 @@ def test_openai_models_have_known_dimensions_without_a_request(monkeypatch: pyte
         embedder = OpenAIEmbedder(EmbeddingSettings(provider="openai", base_url=fake.base_url,
                                                     model="text-embedding-3-small", timeout=5, max_retries=0))
         try:
-            assert embedder.describe()["dimension"] is None
+            assert embedder.describe().dimension is None
             assert embedder.dimension == 48 and len(fake.requests) == 1
         finally:
             embedder.close()
@@ -247,7 +248,7 @@ def test_edits_while_the_key_is_rejected_are_searchable_then_embedded(
             assert resumed.error is None and resumed.changed_files == 0, resumed
             assert resumed.embedded == stats.chunks + 1 and resumed.pending == 0  # every chunk, once
             assert index.vector_key == "openai:fake-embed:48" and index.store.collection != provisional
-            assert index.status()["pendingChunks"] == 0 and index.state.state == "idle"
+            assert index.status().pending_chunks == 0 and index.state.state == "idle"
             assert not index.store._client.has_collection(provisional)  # dropped once adopted
             assert search(index, "reconcile ledger balances", mode="semantic")[0].path == "src/ledger.py"
             assert verify(index).ok
@@ -273,8 +274,8 @@ def test_key_revoked_before_a_restart_keeps_the_vectors(engine_env: Path, monkey
             again = sync_workspace(index)
             assert again.changed_files == 0 and again.error is None, again
             assert index.vector_key == "openai:fake-embed:48"
-            assert index.status()["chunks"] == first.chunks and index.status()["pendingChunks"] == 0
-            assert index.embedder.describe()["dimension"] == 48
+            assert index.status().chunks == first.chunks and index.status().pending_chunks == 0
+            assert index.embedder.describe().dimension == 48
             hits = search(index, "fetch_with_retry")  # hybrid: the query cannot be embedded, words answer
             assert hits and hits[0].path == "src/http_client.py"
         finally:

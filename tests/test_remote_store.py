@@ -55,7 +55,7 @@ def test_index_and_search_through_a_milvus_server(milvus_server: str, tmp_path: 
     index = WorkspaceIndex(root, settings)
     stats = sync_workspace(index)
     assert stats.error is None and stats.chunks > 0
-    assert index.status()["store"]["uri"] == milvus_server
+    assert index.status().store_uri == milvus_server
     assert not (index.dir / "milvus.db").exists(), "no local store when a server is configured"
     results = search(index, "matrix multiply", limit=3)
     assert results[0].path == "native/matrix.rs"
