@@ -90,7 +90,7 @@ def run(provider: str, runs: int, n_queries: int, log: Any = print) -> dict[str,
     with LspClient(root, {"embedding": {"provider": provider}}, env=env) as client:
         client.initialize()
         status = client.wait_idle()
-        result["corpus"]["chunks"] = status["chunks"]
+        result["corpus"]["chunks"] = status["folders"][0]["chunks"]
         client.search("warm up")
         forwarded, same = [], 0
         for i in range(runs):

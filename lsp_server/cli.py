@@ -383,7 +383,7 @@ def cmd_search(args: argparse.Namespace) -> int:
 
             sync_error = sync_workspace(shared.host.index).error
         started = time.perf_counter()
-        results, _partial = shared.search(q)
+        results, _partial = shared.search(q, patient=True)
         elapsed = time.perf_counter() - started
         if sync_error:  # after the search: a store that cannot open fails it with this same message
             print(f"warning: {sync_error}", file=sys.stderr)

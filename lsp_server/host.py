@@ -147,12 +147,13 @@ class FolderHost:
 
     # -- reading
 
-    def search(self, query: Query) -> tuple[list[Result], bool]:
+    def search(self, query: Query, patient: bool = False) -> tuple[list[Result], bool]:
         """Results and whether they may be incomplete (still indexing, or words only while the
-        model loads). Raises StoreError or EmbeddingError when nothing could be searched."""
+        model loads: an editor's query answers now; a ``patient`` one, a command's, waits for
+        the model). Raises StoreError or EmbeddingError when nothing could be searched."""
         index = self.index
         used = query
-        if query.mode == "hybrid" and not index.embedder.ready:
+        if query.mode == "hybrid" and not patient and not index.embedder.ready:
             used = attrs.evolve(query, mode="keyword")  # the model is still loading: words now, meaning soon
         partial = (self.syncing or used.mode != query.mode or index.state.pending_chunks > 0
                    or (used.mode == "hybrid" and index.vector_key is None))  # words only: no vectors yet

@@ -165,8 +165,10 @@ class SharedFolder:
             time.sleep(0.02)
         self._settled.wait(max(0.0, deadline - time.monotonic()))
 
-    def search(self, q: Query) -> tuple[list[Result], bool]:
-        return self._call(lambda h: h.search(q), lambda r: r.search(q))
+    def search(self, q: Query, patient: bool = False) -> tuple[list[Result], bool]:
+        """``patient``: here, wait for the model rather than answer with words alone (an owner
+        elsewhere has its model loaded, or decides for itself)."""
+        return self._call(lambda h: h.search(q, patient), lambda r: r.search(q))
 
     def similar(self, rel: str, lines: list[str], start_line: int, end_line: int,
                 limit: int) -> tuple[list[Result], bool]:

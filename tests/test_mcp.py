@@ -147,3 +147,27 @@ def test_mcp_bad_folder_exits_2(argv: list[str], tmp_path: Path) -> None:
     out = subprocess.run([sys.executable, "-m", "lsp_server.cli", *argv], capture_output=True, text=True,
                          stdin=subprocess.DEVNULL, timeout=60, env={**os.environ, "CODE_CONTEXT_CACHE_DIR": str(tmp_path)})
     assert out.returncode == 2 and "no such folder" in out.stderr and out.stdout == ""
+
+
+async def test_provider_down_search_code_answers_with_keywords_and_says_so(tmp_path: Path) -> None:
+    from fake_openai_server import FakeOpenAIServer
+
+    root, cache = copy_workspace(tmp_path)
+    with FakeOpenAIServer(dimension=16) as provider:
+        provider.api_key = "sk-good"  # the key below is rejected: 401 on every request
+        env_key = {"CC_TEST_KEY": "sk-rejected"}
+        os.environ.update(env_key)
+        try:
+            async with mcp_session(root, cache, "--provider", "openai", "--base-url", provider.base_url,
+                                   "--model", "fake-embed", "--api-key-env", "CC_TEST_KEY") as session:
+                status = await wait_idle(session)
+                assert status["state"] == "error" and "401" in status["last_error"]
+                result = await call(session, "search_code", query="fetch with retry", mode="semantic")
+                assert not result.is_error, result.content
+                data = result.structured_content
+                assert data["results"] and data["results"][0]["path"] == "src/http_client.py"
+                assert "keyword" in data["note"] and "semantic" in data["note"]
+                assert "note: semantic search is unavailable" in result.content[0].text
+                assert "sk-rejected" not in result.content[0].text
+        finally:
+            os.environ.pop("CC_TEST_KEY", None)
