@@ -224,3 +224,14 @@ class RawServer:
 
     def __exit__(self, *exc: object) -> None:
         self.shutdown()
+
+
+def wait_for(check: Any, timeout: float = 30, poll: float = 0.1, what: str = "condition") -> Any:
+    """The first truthy value of check(), polled; AssertionError naming `what` after timeout."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = check()
+        if value:
+            return value
+        time.sleep(poll)
+    raise AssertionError(f"{what} not reached in {timeout} s")

@@ -35,7 +35,7 @@ from lsp_server.verify import verify
 
 sys.path.insert(0, str(Path(__file__).parent))
 from fake_openai_server import FakeOpenAIServer  # noqa: E402
-from lsp_raw import RawServer  # noqa: E402
+from lsp_raw import RawServer, wait_for  # noqa: E402
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -59,16 +59,6 @@ def summaries(server: RawServer, root: Path) -> list[str]:
     """The server's one-line summaries of its full syncs ("7 files, 0 changed, 0.1 s")."""
     prefix = f"indexing {root}: "
     return [m.split(prefix, 1)[1] for m in server.messages("window/logMessage") if prefix in m]
-
-
-def wait_for(predicate, timeout: float = 60, poll: float = 0.1):  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(poll)
-    raise AssertionError(f"not true after {timeout} s")
 
 
 def assert_rejected_but_searchable(server: RawServer, fake: FakeOpenAIServer, host: str) -> None:
@@ -107,7 +97,7 @@ def assert_resumed(server: RawServer, fake: FakeOpenAIServer, requests_before_fi
                    ids_before: dict[str, str], ids_now: Callable[[], dict[str, str]]) -> None:
     """Vectors for the chunks already stored, without any file read or chunked again."""
     root = server.folders[0]
-    wait_for(lambda: len(summaries(server, root)) > syncs_before)
+    wait_for(lambda: len(summaries(server, root)) > syncs_before, timeout=60, what="a new sync summary")
     folder = server.wait_idle()[0]
     assert folder["state"] == "idle" and "lastError" not in folder, folder
     assert folder["pendingChunks"] == 0 and folder["chunks"] > 0, folder

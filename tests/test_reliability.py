@@ -31,7 +31,7 @@ from lsp_server.verify import verify
 
 sys.path.insert(0, str(Path(__file__).parent))
 from fake_openai_server import FakeOpenAIServer, _make_handler  # noqa: E402
-from lsp_raw import HASH, RawServer  # noqa: E402
+from lsp_raw import HASH, RawServer, wait_for  # noqa: E402
 
 pytestmark = pytest.mark.timeout(240)
 
@@ -153,16 +153,6 @@ def cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     path = tmp_path / "cache"
     monkeypatch.setenv("CODE_CONTEXT_CACHE_DIR", str(path))
     return path
-
-
-def wait_for(check, timeout: float = 30, poll: float = 0.1, what: str = "condition") -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(poll)
-    raise AssertionError(f"{what} not reached in {timeout} s")
 
 
 # -- hostile files ---------------------------------------------------------------------------

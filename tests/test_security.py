@@ -26,8 +26,8 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 from fake_openai_server import FakeOpenAIServer  # noqa: E402
-from lsp_raw import HASH, SERVER_CMD, RawServer, frame  # noqa: E402
-from test_reliability import MilvusServer, free_port, wait_for  # noqa: E402
+from lsp_raw import HASH, SERVER_CMD, RawServer, frame, wait_for  # noqa: E402
+from test_reliability import MilvusServer, free_port  # noqa: E402
 
 pytestmark = pytest.mark.timeout(240)
 

@@ -15,8 +15,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from lsp_raw import HASH, RawServer
-from test_reliability import FIXTURE, wait_for
+from lsp_raw import HASH, RawServer, wait_for
+from test_reliability import FIXTURE
 
 from lsp_server.locations import index_dir_for
 
