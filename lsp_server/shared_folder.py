@@ -66,19 +66,21 @@ class SharedFolder:
         self._closing = False
         self._lock = threading.Lock()
 
-    @property
-    def role(self) -> str:
-        return "owner" if self.host is not None else "follower" if self.remote is not None else (
-            "error" if self.error else "opening")
-
     def start(self, timeout: float = HANDOVER_SECONDS) -> None:
         """Blocking: become the owner or a follower. Call on a worker thread."""
+        deadline = time.monotonic() + timeout
         try:
-            got = sharing.claim_or_connect(self.index_dir, timeout)
-            if isinstance(got, sharing.Claim):
-                self._own(got)
-            else:
-                self._follow(got)
+            while True:
+                got = sharing.claim_or_connect(self.index_dir, max(deadline - time.monotonic(), 0.5))
+                if isinstance(got, sharing.Claim):
+                    self._own(got)
+                    break
+                try:
+                    self._follow(got)
+                    break
+                except ConnectionLost:  # the owner went away while we attached: elect again
+                    if time.monotonic() > deadline:
+                        raise
         except Exception as exc:
             self.error = str(exc)
             log.info("cannot open the index of %s: %s", self.root, exc)  # the face tells the user
@@ -95,8 +97,9 @@ class SharedFolder:
         self.server = OwnerServer(self.index_dir, self.root, self.face, self.identity)
         try:
             host = FolderHost.open(self.root, self.settings, watch=self.watch, warm=self.warm)
-        except Exception as exc:
-            self.server.set_host(None, str(exc))
+        except Exception:
+            # Let go: a process whose settings work (another editor, the CLI) may own it instead.
+            self._let_go()
             raise
         self.server.set_host(host)
         self.host, self.error = host, None
@@ -220,13 +223,22 @@ class SharedFolder:
             remote, self.remote = self.remote, None
         if remote is not None:
             remote.close()
-        if self.server is not None:
+        if self.server is not None:  # no request reaches the index while it closes
             self.server.close()
+            self.server = None
         if self.host is not None:
             self.host.close()
+        self._let_go()  # only now may another process open the store
+
+    def _let_go(self) -> None:
+        """Stop serving the folder and drop the claim; followers elect the next owner."""
+        if self.server is not None:
+            self.server.close()
+            self.server = None
         if self._claim is not None:
             (self.index_dir / sharing.SOCKET_NAME).unlink(missing_ok=True)
             self._claim.release()
+            self._claim = None
 
 
 def _split_field(message: str) -> tuple[str, str]:
