@@ -13,6 +13,7 @@ import hashlib
 import logging
 import time
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
 import attrs
@@ -32,6 +33,8 @@ FILE_BATCH = 64
 EMBED_BATCH = 64
 # Pending ids listed per scan of the collection.
 PENDING_PAGE = 4096
+# Rows fetched by primary key per query while a page is read.
+FETCH_BATCH = 512
 # Average line length above which a file is taken for minified or generated code.
 MINIFIED_LINE_CHARS = 1000
 
@@ -311,35 +314,55 @@ def embed_pending(index: WorkspaceIndex, stats: SyncStats, progress: Progress | 
     step = max(EMBED_BATCH, emb.batch_size * emb.concurrency) if emb.provider == "openai" else EMBED_BATCH
     done = 0
     skipped: set[str] = set()  # replaced by an edit meanwhile: their successors are pending
-    while not cancelled():
-        ids = [i for i in store.pending_ids(PENDING_PAGE + len(skipped)) if i not in skipped]
-        if not ids:
-            break
-        for start in range(0, len(ids), step):
-            if cancelled():
+    # Vectors are written on this thread while the next batch is encoded (one write in flight).
+    writer = ThreadPoolExecutor(1, "cc-vectors")
+    writing: Future[int] | None = None
+
+    def written() -> int:
+        return writing.result() if writing is not None else 0
+
+    def write(rows: list[dict[str, Any]], vectors: np.ndarray) -> int:
+        with index.write_lock:
+            count = store.set_vectors(rows, vectors)
+        if count < len(rows):
+            skipped.update(r["id"] for r in rows)
+        return count
+
+    try:
+        while not cancelled():
+            ids = [i for i in store.pending_ids(PENDING_PAGE + len(skipped)) if i not in skipped]
+            if not ids:
                 break
-            batch = ids[start:start + step]
-            rows = store.rows(batch)
-            skipped.update(set(batch) - {r["id"] for r in rows})
-            if not rows:
-                continue
-            try:
-                vectors = _vectors(index, key, [embed_text(r) for r in rows], stats)
-            except EmbeddingError as exc:
-                stats.error = index.state.last_error = str(exc)
-                stats.vectors_failed = True
-                log.warning("embedding failed; %d chunks stay pending: %s", total - done, exc)
-                store.flush()
-                return
-            with index.write_lock:
-                written = store.set_vectors(rows, vectors)
-            index.state.pending_chunks = max(0, index.state.pending_chunks - written)
-            if written < len(rows):
-                skipped.update(r["id"] for r in rows)
-            done += len(rows)
-            if progress:
-                progress(done, max(total, done), f"embedding {done}/{max(total, done)} chunks")
-    store.flush()
+            rows = [r for start in range(0, len(ids), FETCH_BATCH) for r in store.rows(ids[start:start + FETCH_BATCH])]
+            skipped.update(set(ids) - {r["id"] for r in rows})
+            # Batches of texts of like length pad little: the model ran 1.34x faster on the
+            # server's own texts sorted so than on pages in store order (docs/BENCHMARKS.md).
+            texts = {r["id"]: embed_text(r) for r in rows}
+            rows.sort(key=lambda r: len(texts[r["id"]]))
+            for start in range(0, len(rows), step):
+                if cancelled():
+                    break
+                batch = rows[start:start + step]
+                try:
+                    vectors = _vectors(index, key, [texts[r["id"]] for r in batch], stats)
+                except EmbeddingError as exc:
+                    stats.error = index.state.last_error = str(exc)
+                    stats.vectors_failed = True
+                    log.warning("embedding failed; %d chunks stay pending: %s", total - done, exc)
+                    return
+                index.state.pending_chunks = max(0, index.state.pending_chunks - written())
+                writing = writer.submit(write, batch, vectors)
+                done += len(batch)
+                if progress:
+                    progress(done, max(total, done), f"embedding {done}/{max(total, done)} chunks")
+            index.state.pending_chunks = max(0, index.state.pending_chunks - written())
+            writing = None
+    finally:
+        try:
+            index.state.pending_chunks = max(0, index.state.pending_chunks - written())
+        finally:
+            writer.shutdown(wait=True)
+            store.flush()
 
 
 def _vectors(index: WorkspaceIndex, key: str, texts: list[str], stats: SyncStats) -> np.ndarray:
