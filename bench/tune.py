@@ -90,6 +90,17 @@ def ranked(pairs: list[tuple[Hit, float]]) -> list[Res]:
 Fuser = Callable[[Query, list[Hit], list[Hit]], list[Res]]
 
 
+def file_decay(pairs: list[tuple[Hit, float]], decay: float) -> list[tuple[Hit, float]]:
+    """Per-file saturation (issue 16's first lever): each further chunk of a file already
+    ranked higher has its score multiplied by decay once more, then the list is re-sorted."""
+    seen: dict[str, int] = {}
+    out = []
+    for h, score in pairs:
+        out.append((h, score * decay ** seen.get(h.path, 0)))
+        seen[h.path] = seen.get(h.path, 0) + 1
+    return sorted(out, key=lambda p: p[1], reverse=True)
+
+
 class Names:
     """Names defined in a hit's lines, from the symbol index the sync wrote (same corpus for
     every variant), so search.symbol_scores can be replayed offline."""
@@ -132,6 +143,11 @@ def variants(candidates: int, names: Names) -> dict[str, Fuser]:
         return ranked(quality_rrf(d[:c], k[:c], k=100))
 
     out: dict[str, Fuser] = {"keyword": keyword, "semantic": semantic, "hybrid(engine)": engine, "rrf": rrf}
+    for decay in (0.5, 0.7, 0.85, 0.95):
+        def decayed(q, d, k, decay=decay):
+            fused = search_mod.fuse(d[:c], k[:c], symbol=names.scores(q.text, [*k[:c], *d[:c]]))
+            return ranked(file_decay(fused, decay))
+        out[f"hybrid(engine) + file decay {decay}"] = decayed
     for sw in (0.0, 0.3, 0.5, 0.8):
         for w in (0.4, 0.5, 0.6):
             def f(q, d, k, w=w, sw=sw):
