@@ -148,6 +148,12 @@ def variants(candidates: int, names: Names) -> dict[str, Fuser]:
             fused = search_mod.fuse(d[:c], k[:c], symbol=names.scores(q.text, [*k[:c], *d[:c]]))
             return ranked(file_decay(fused, decay))
         out[f"hybrid(engine) + file decay {decay}"] = decayed
+    for boost in (1.05, 1.1, 1.2):
+        def definitions_first(q, d, k, boost=boost):
+            fused = search_mod.fuse(d[:c], k[:c], symbol=names.scores(q.text, [*k[:c], *d[:c]]))
+            rescored = [(h, score * (boost if h.kind else 1.0)) for h, score in fused]
+            return ranked(sorted(rescored, key=lambda p: p[1], reverse=True))
+        out[f"hybrid(engine) + definitions x{boost}"] = definitions_first
     for sw in (0.0, 0.3, 0.5, 0.8):
         for w in (0.4, 0.5, 0.6):
             def f(q, d, k, w=w, sw=sw):
