@@ -41,13 +41,18 @@ def search_rows(answer: dict[str, Any]) -> list[tuple[str, int, int, float]]:
     return [(r["uri"], r["range"]["start"]["line"], r["range"]["end"]["line"], r["score"]) for r in answer["results"]]
 
 
+# As an editor does: it watches files itself, so a server runs no watchdog of its own and the
+# follower's didSave can only reach the owner through the owner's socket.
+CLIENT_WATCHES = {"workspace": {"didChangeWatchedFiles": {"dynamicRegistration": True}}}
+
+
 def test_second_server_follows_then_takes_over_after_kill9(tmp_path: Path) -> None:
     root, cache = workspace(tmp_path)
-    first = RawServer([root], cache_dir=cache)
+    first = RawServer([root], cache_dir=cache, capabilities=CLIENT_WATCHES)
     second = None
     try:
         first.wait_idle()
-        second = RawServer([root], cache_dir=cache)
+        second = RawServer([root], cache_dir=cache, capabilities=CLIENT_WATCHES)
         # The second attaches to the first and says so in its status.
         owner = wait_for(lambda: second.status()[0].get("owner"), what="owner in status")
         assert owner["processId"] == first.proc.pid and owner["face"] == "lsp"
