@@ -12,10 +12,10 @@ import logging
 import os
 import socket
 import threading
-from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote, urlparse
 
 from . import protocol, query, sharing, wire
 from .errors import EmbeddingError, FolderUnavailable, InvalidInput, StoreError
@@ -50,8 +50,6 @@ class OwnerServer:
         self._closed = False
         self._thread = threading.Thread(target=self._accept, name="cc-owner-accept", daemon=True)
         self._thread.start()
-        # Called with (path list) when a follower reports saved files, besides the host itself.
-        self.on_changed: Callable[[list[str]], None] | None = None
 
     def set_host(self, host: FolderHost | None, error: str | None = None) -> None:
         """The index is open (or failed to open, with the reason followers are told)."""
@@ -212,8 +210,6 @@ class OwnerServer:
 
     def relative(self, uri: str) -> str:
         """The folder-relative path of a file URI; symlinks and `..` cannot leave the folder."""
-        from urllib.parse import unquote, urlparse
-
         parsed = urlparse(uri)
         if parsed.scheme != "file":
             raise InvalidInput("uri", "must be a file URI")

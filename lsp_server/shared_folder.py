@@ -213,9 +213,6 @@ class SharedFolder:
             except ConnectionLost:
                 pass  # the next owner's first sync reads every changed file
 
-    def wait_settled(self, timeout: float) -> bool:
-        return self._settled.wait(timeout)
-
     def close(self) -> None:
         """Blocking: let go of the folder; a follower takes it over."""
         self._closing = True
