@@ -245,7 +245,7 @@ def inprocess_phase(root: Path, provider: str, cache: Path, resyncs: int, rounds
                 parts["symbol_scores"].append(time.perf_counter() - t)
                 t = time.perf_counter()
                 fused = search_mod.fuse(dense, keyword, symbol=names)
-                search_mod.merge_overlapping([search_mod._result(index, h, s) for h, s in fused])[:10]
+                search_mod.shown(index, fused, 10)
                 parts["fuse_merge"].append(time.perf_counter() - t)
                 t = time.perf_counter()
                 scores = matrix @ v

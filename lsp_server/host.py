@@ -82,7 +82,10 @@ class FolderHost:
 
         def run() -> SyncStats:
             try:
-                return sync_workspace(self.index, progress, stop, force or self.index.symbols.needs_rebuild)
+                stats = sync_workspace(self.index, progress, stop, force or self.index.symbols.needs_rebuild)
+                if not stats.error and not stats.cancelled:
+                    self.index.checkpoint()  # a restart after a crash reads it, not every row
+                return stats
             except Exception as exc:  # the engine catches store and I/O errors; anything else is a bug to log
                 log.exception("indexing %s failed", self.root)
                 return SyncStats(error=str(exc))

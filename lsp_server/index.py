@@ -363,6 +363,16 @@ class WorkspaceIndex:
                 self.symbols.clear()
                 self.state = IndexState()
 
+    def checkpoint(self) -> None:
+        """Save what lets the next open start fast (the store's in-memory chunk index)."""
+        with self._store_lock:
+            store = self._store
+        if store is not None:
+            try:
+                store.checkpoint()
+            except OSError as exc:  # the next open reads the store instead: slower, not wrong
+                log.warning("%s: cannot save the chunk index: %s", self.root, exc)
+
     def close(self) -> None:
         with self._store_lock:
             if self._store is not None:

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 from . import tokens
 from .errors import EmbeddingError, InvalidInput
 from .query import Query, Result, make
-from .store import Hit, quote_list
+from .store import EVERYWHERE, Hit, Where
 
 if TYPE_CHECKING:
     from .index import WorkspaceIndex
@@ -32,22 +32,17 @@ MIN_CANDIDATES = 30
 _KEYWORD_LANE = ThreadPoolExecutor(4, "cc-keyword")
 
 
-def filter_expr(index: WorkspaceIndex, q: Query) -> str | None:
-    """A Milvus filter for the query's globs and languages; None when nothing can match."""
-    clauses = []
-    if q.languages:
-        clauses.append(f"language in {quote_list(q.languages)}")
+def scope(index: WorkspaceIndex, q: Query) -> Where | None:
+    """Which chunks the query's globs and languages keep; None when nothing can match."""
+    languages = frozenset(q.languages) if q.languages else None
+    paths = None
     inc, exc = q.include_spec, q.exclude_spec
     if inc is not None or exc is not None:
-        paths = list(index.files.all())
-        kept = [p for p in paths if (inc is None or inc.match_file(p)) and (exc is None or not exc.match_file(p))]
-        if not kept:
+        paths = frozenset(p for p in index.files.all()
+                          if (inc is None or inc.match_file(p)) and (exc is None or not exc.match_file(p)))
+        if not paths:
             return None
-        if len(kept) < len(paths):
-            dropped = sorted(set(paths) - set(kept))
-            clauses.append(f"path in {quote_list(kept)}" if len(kept) <= len(dropped)
-                           else f"path not in {quote_list(dropped)}")
-    return " and ".join(clauses)
+    return Where(languages, paths)
 
 
 def _normalise(hits: list[Hit], min_max: bool) -> dict[str, float]:
@@ -109,32 +104,21 @@ def symbol_scores(index: WorkspaceIndex, query: str, hits: Sequence[Hit]) -> dic
     return scores
 
 
-def merge_overlapping(results: list[Result]) -> list[Result]:
-    """Keep the best of results that share lines of the same file (input sorted best first)."""
-    kept: list[Result] = []
-    for r in results:
-        if any(k.root == r.root and k.path == r.path and k.start_line <= r.end_line and r.start_line <= k.end_line
-               for k in kept):
-            continue
-        kept.append(r)
-    return kept
-
-
 def retrieve(index: WorkspaceIndex, query: str, mode: str, candidates: int,
-             expr: str = "") -> tuple[list[Hit], list[Hit]]:
+             where: Where = EVERYWHERE) -> tuple[list[Hit], list[Hit]]:
     """The dense and keyword candidate lists for a query (one is empty unless hybrid)."""
     terms = " ".join(tokens.query_terms(query))
     if mode == "keyword":
-        return [], index.store.keyword_search(terms, candidates, expr)
+        return [], index.store.keyword_search(terms, candidates, where)
     if index.vector_key is None:  # no vectors yet: words answer hybrid, semantic says why it cannot
         if mode == "semantic":
             raise no_vectors(index)
-        return [], index.store.keyword_search(terms, candidates, expr)
+        return [], index.store.keyword_search(terms, candidates, where)
     if mode == "semantic":
-        return index.store.dense_search(index.embedder.embed_query(query), candidates, expr), []
-    keyword = _KEYWORD_LANE.submit(index.store.keyword_search, terms, candidates, expr)
+        return index.store.dense_search(index.embedder.embed_query(query), candidates, where), []
+    keyword = _KEYWORD_LANE.submit(index.store.keyword_search, terms, candidates, where)
     try:
-        dense = index.store.dense_search(index.embedder.embed_query(query), candidates, expr)
+        dense = index.store.dense_search(index.embedder.embed_query(query), candidates, where)
     except EmbeddingError:
         dense = []  # the provider is down: keyword results still answer a hybrid query
     return dense, keyword.result()
@@ -157,18 +141,18 @@ def search(index: WorkspaceIndex, text: str, limit: int = 10, mode: str = "hybri
 
 def answer(index: WorkspaceIndex, q: Query) -> list[Result]:
     """The ranked results of a checked query."""
-    expr = filter_expr(index, q)
-    if expr is None:
+    where = scope(index, q)
+    if where is None:
         return []
     candidates = max(q.limit * OVERSAMPLE, MIN_CANDIDATES)
-    dense, keyword = retrieve(index, q.text, q.mode, candidates, expr)
+    dense, keyword = retrieve(index, q.text, q.mode, candidates, where)
     if q.mode == "keyword":
         ranked = [(h, h.score) for h in keyword]
     elif q.mode == "semantic":
         ranked = [(h, h.score) for h in dense]
     else:
         ranked = fuse(dense, keyword, symbol=symbol_scores(index, q.text, [*keyword, *dense]))
-    return merge_overlapping([_result(index, h, s) for h, s in ranked])[:q.limit]
+    return shown(index, ranked, q.limit)
 
 
 def similar(index: WorkspaceIndex, rel_path: str, text: str, start_line: int, end_line: int,
@@ -180,11 +164,26 @@ def similar(index: WorkspaceIndex, rel_path: str, text: str, start_line: int, en
         raise no_vectors(index)
     vector = index.embedder.embed_query(f"{rel_path}\n{text}")
     hits = index.store.dense_search(vector, limit + MIN_CANDIDATES)
-    results = [_result(index, h, h.score) for h in hits
-               if not (h.path == rel_path and h.start_line <= end_line and start_line <= h.end_line)]
-    return merge_overlapping(results)[:limit]
+    return shown(index, [(h, h.score) for h in hits
+                         if not (h.path == rel_path and h.start_line <= end_line and start_line <= h.end_line)], limit)
 
 
-def _result(index: WorkspaceIndex, h: Hit, score: float) -> Result:
-    return Result(index.root, h.path, h.start_line, h.end_line, round(float(score), 6), h.language, h.content,
-                  h.symbol or None, h.kind or None)
+def merge_overlapping(ranked: Sequence[tuple[Hit, float]], limit: int | None = None) -> list[tuple[Hit, float]]:
+    """Keep the best of hits that share lines of the same file (input sorted best first),
+    up to ``limit``."""
+    kept: list[tuple[Hit, float]] = []
+    for h, score in ranked:
+        if limit is not None and len(kept) == limit:
+            break
+        if not any(k.path == h.path and k.start_line <= h.end_line and h.start_line <= k.end_line for k, _ in kept):
+            kept.append((h, score))
+    return kept
+
+
+def shown(index: WorkspaceIndex, ranked: Sequence[tuple[Hit, float]], limit: int) -> list[Result]:
+    """The results to show: the first ``limit`` distinct hits, with their text."""
+    kept = merge_overlapping(ranked, limit)
+    score_of = {h.id: score for h, score in kept}
+    return [Result(index.root, h.path, h.start_line, h.end_line, round(float(score_of[h.id]), 6), h.language,
+                   h.content, h.symbol or None, h.kind or None)
+            for h in index.store.with_content([h for h, _ in kept])]

@@ -356,12 +356,12 @@ def test_rrf_baseline_orders_by_rank_sum() -> None:
 
 
 def test_overlapping_results_merge() -> None:
-    root = Path("/w")
-    make = query_mod.Result
-    results = [make(root, "a.py", 1, 20, 0.9, "python", ""), make(root, "a.py", 10, 30, 0.8, "python", ""),
-               make(root, "a.py", 31, 40, 0.7, "python", ""), make(root, "b.py", 1, 20, 0.6, "python", "")]
-    merged = merge_overlapping(results)
-    assert [(r.path, r.start_line) for r in merged] == [("a.py", 1), ("a.py", 31), ("b.py", 1)]
+    def hit(path: str, start: int, end: int, score: float) -> tuple[Hit, float]:
+        return Hit(f"{path}:{start}", score, path, "python", start, end, "", 0, ""), score
+
+    ranked = [hit("a.py", 1, 20, 0.9), hit("a.py", 10, 30, 0.8), hit("a.py", 31, 40, 0.7), hit("b.py", 1, 20, 0.6)]
+    assert [(h.path, h.start_line) for h, _ in merge_overlapping(ranked)] == [("a.py", 1), ("a.py", 31), ("b.py", 1)]
+    assert [(h.path, h.start_line) for h, _ in merge_overlapping(ranked, limit=2)] == [("a.py", 1), ("a.py", 31)]
 
 
 def test_embedding_cache_is_keyed_by_model_and_text(tmp_path: Path) -> None:
