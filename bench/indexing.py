@@ -21,8 +21,8 @@ from lsp_server.settings import parse
 from lsp_server.sync import embed_text, sync_workspace
 
 
-def settings_for(provider: str):
-    raw: dict[str, Any] = {"embedding": {"provider": provider}}
+def settings_for(provider: str, store_uri: str = ""):
+    raw: dict[str, Any] = {"embedding": {"provider": provider}, "store": {"uri": store_uri}}
     if provider == "hash":
         # The store then holds vectors of the real model's size.
         raw["embedding"]["dimensions"] = 384

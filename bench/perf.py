@@ -1,7 +1,7 @@
 """Performance at growing sizes, through the real language server over stdio.
 
 Workspaces of real code (the stdlib, then the venv's site-packages) of about 2,000, 20,000
-and (on request) 100,000 chunks. The bundled model (provider ``local``) embeds the 2,000-chunk workspace;
+and 100,000 chunks, and the 20,000 again with a `milvus-lite server` on loopback as the store. The bundled model (provider ``local``) embeds the 2,000-chunk workspace;
 the larger ones use the zero-cost ``hash`` embedder (384 dimensions, like the model), which
 leaves scanning, chunking, the store and search to be measured: the model alone would need
 about 20 minutes per 20,000 chunks on this machine.
@@ -9,25 +9,29 @@ about 20 minutes per 20,000 chunks on this machine.
 Per size: initial indexing (server, end to end), peak and resting RSS of the server, search
 latency per mode over stdio, didSave-to-searchable latency, server start to first answered
 search on the indexed workspace; then in-process: no-change re-sync, where a search's time
-goes (query embedding, dense and BM25 search in Milvus, fusion) next to a brute-force numpy
+goes (query embedding, dense and BM25 search, fusion) next to a brute-force numpy
 scan of the same vectors, and, for the model, its raw throughput on the same chunks.
 
-    .venv/bin/python -m bench.perf [--sizes 2000:local 2000:hash 20000:hash [100000:hash]]
+    .venv/bin/python -m bench.perf [--sizes 2000:local 2000:hash 20000:hash 100000:hash 20000:hash:server]
         [--out bench/results/perf.json] [--plot docs/bench-scaling.png]
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime
 import json
 import os
 import secrets
 import shutil
+import socket
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -40,7 +44,7 @@ from bench.lsp_client import LspClient, tree_rss_kib, wait_quiet
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 DOCS_DIR = Path(__file__).resolve().parent.parent / "docs"
 # ~100,000 chunks is opt-in (--sizes ... 100000:hash): its initial index took over an hour here.
-DEFAULT_SIZES = ["2000:local", "2000:hash", "20000:hash"]
+DEFAULT_SIZES = ["2000:local", "2000:hash", "20000:hash", "100000:hash", "20000:hash:server"]
 MODES = ("keyword", "semantic", "hybrid")
 
 # What someone might ask of a Python code base: plain English and identifier-like.
@@ -64,11 +68,36 @@ def _ms(values: list[float]) -> dict[str, float]:
     return {"p50": 1000 * statistics.median(values), "p95": 1000 * percentile(values, 0.95), "n": len(values)}
 
 
-def _options(provider: str) -> dict[str, Any]:
+def _options(provider: str, store_uri: str = "") -> dict[str, Any]:
     embedding: dict[str, Any] = {"provider": provider}
     if provider == "hash":
         embedding["dimensions"] = 384
-    return {"embedding": embedding}
+    return {"embedding": embedding, "store": {"uri": store_uri}}
+
+
+@contextlib.contextmanager
+def loopback_milvus(data_dir: Path) -> Iterator[str]:
+    """A `milvus-lite server` on 127.0.0.1, as a Milvus server for `store.uri`."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    exe = Path(sys.executable).with_name("milvus-lite")
+    proc = subprocess.Popen([str(exe), "server", "--data-dir", str(data_dir), "--host", "127.0.0.1",
+                             "--port", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                if time.monotonic() > deadline or proc.poll() is not None:
+                    raise RuntimeError("milvus-lite server did not start") from None
+                time.sleep(0.2)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        proc.terminate()
+        proc.wait(30)
 
 
 def search_latency(client: LspClient, rounds: int) -> dict[str, dict[str, float]]:
@@ -84,10 +113,10 @@ def search_latency(client: LspClient, rounds: int) -> dict[str, dict[str, float]
 
 
 def server_phase(root: Path, provider: str, cache: Path, edits: int, rounds: int, restarts: int,
-                 log: Callable[[str], None]) -> dict[str, Any]:
+                 log: Callable[[str], None], store_uri: str = "") -> dict[str, Any]:
     env = {"CODE_CONTEXT_CACHE_DIR": str(cache)}
     out: dict[str, Any] = {}
-    client = LspClient(root, _options(provider), env=env).start()
+    client = LspClient(root, _options(provider, store_uri), env=env).start()
     try:
         client.initialize()
         started = time.perf_counter()
@@ -137,7 +166,7 @@ def server_phase(root: Path, provider: str, cache: Path, edits: int, rounds: int
     firsts: list[float] = []
     complete: list[float] = []  # until an answer is no longer partial (model loaded, re-sync done)
     for _ in range(restarts):
-        client = LspClient(root, _options(provider), env=env).start()
+        client = LspClient(root, _options(provider, store_uri), env=env).start()
         try:
             client.initialize()
             while True:
@@ -199,7 +228,7 @@ def save_latency(client: LspClient, root: Path, edits: int) -> dict[str, float]:
 
 
 def inprocess_phase(root: Path, provider: str, cache: Path, resyncs: int, rounds: int,
-                    log: Callable[[str], None]) -> dict[str, Any]:
+                    log: Callable[[str], None], store_uri: str = "") -> dict[str, Any]:
     """Where a search's time goes, against brute force; no-change re-sync. The server is stopped."""
     from lsp_server import search as search_mod
     from lsp_server import tokens
@@ -208,7 +237,7 @@ def inprocess_phase(root: Path, provider: str, cache: Path, resyncs: int, rounds
     from lsp_server.sync import sync_workspace
 
     os.environ["CODE_CONTEXT_CACHE_DIR"] = str(cache)
-    index = WorkspaceIndex(root, settings_for(provider))
+    index = WorkspaceIndex(root, settings_for(provider, store_uri))
     out: dict[str, Any] = {}
     try:
         times = []
@@ -266,16 +295,25 @@ def inprocess_phase(root: Path, provider: str, cache: Path, resyncs: int, rounds
 
 
 def run_size(target: int, provider: str, work: Path, args: argparse.Namespace,
-             log: Callable[[str], None]) -> dict[str, Any]:
+             log: Callable[[str], None], store: str = "") -> dict[str, Any]:
+    """One column of the table; ``store`` "server" puts the chunks in a loopback Milvus server."""
+    if store == "server":
+        with loopback_milvus(work / f"milvus-{target}") as uri:
+            return _run_size(target, provider, work, args, log, uri)
+    return _run_size(target, provider, work, args, log, "")
+
+
+def _run_size(target: int, provider: str, work: Path, args: argparse.Namespace,
+              log: Callable[[str], None], store_uri: str) -> dict[str, Any]:
     root = work / f"ws-{target}"
     if not root.exists():
         files, size = copy_real_code(root, target)
         log(f"workspace ~{target} chunks: {files} files, {size / 1e6:.1f} MB of real code at {root}")
     cache = work / f"cache-{target}-{provider}"
     shutil.rmtree(cache, ignore_errors=True)
-    result: dict[str, Any] = {"target": target, "provider": provider}
-    result["server"] = server_phase(root, provider, cache, args.edits, args.rounds, args.restarts, log)
-    result["inprocess"] = inprocess_phase(root, provider, cache, args.resyncs, 1, log)
+    result: dict[str, Any] = {"target": target, "provider": provider, "store": "server" if store_uri else "lite"}
+    result["server"] = server_phase(root, provider, cache, args.edits, args.rounds, args.restarts, log, store_uri)
+    result["inprocess"] = inprocess_phase(root, provider, cache, args.resyncs, 1, log, store_uri)
     if provider == "local" and not args.no_raw:
         # The model's own throughput on the same chunks, next to the pipeline's, in-process with
         # a warm model and a fresh cache.
@@ -336,7 +374,8 @@ def plot(results: list[dict[str, Any]], path: Path) -> None:
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--sizes", nargs="+", default=DEFAULT_SIZES, help="CHUNKS:PROVIDER, e.g. 20000:hash")
+    ap.add_argument("--sizes", nargs="+", default=DEFAULT_SIZES,
+                    help="CHUNKS:PROVIDER[:server], e.g. 20000:hash, or 20000:hash:server for a loopback Milvus server")
     ap.add_argument("--edits", type=int, default=12)
     ap.add_argument("--rounds", type=int, default=2, help="passes over the query list per mode")
     ap.add_argument("--restarts", type=int, default=3)
@@ -353,10 +392,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     report = {"machine": machine(), "date": datetime.date.today().isoformat(), "sizes": results}
     try:
         for spec in args.sizes:
-            target, _, provider = spec.partition(":")
-            log(f"== ~{target} chunks, provider {provider or 'hash'}")
+            target, provider, store = (spec.split(":") + ["", ""])[:3]
+            log(f"== ~{target} chunks, provider {provider or 'hash'}, store {store or 'lite'}")
             started = time.perf_counter()
-            results.append(run_size(int(target), provider or "hash", work, args, log))
+            results.append(run_size(int(target), provider or "hash", work, args, log, store))
             log(f"   ({time.perf_counter() - started:.0f} s)")
             args.out.parent.mkdir(parents=True, exist_ok=True)
             args.out.write_text(json.dumps(report, indent=1))  # after each size: a stopped run keeps them

@@ -60,7 +60,8 @@ def _fmt(value: Any, spec: str) -> str:
 def perf_block(p: dict[str, Any]) -> str:
     sizes = p["sizes"]
     head = ["| | " + " | ".join(
-        f"~{s['target']:,} chunks, {'model' if s['provider'] == 'local' else 'hash'}" for s in sizes) + " |",
+        f"~{s['target']:,} chunks, {'model' if s['provider'] == 'local' else 'hash'}"
+        + (", Milvus server (loopback)" if s.get("store") == "server" else "") for s in sizes) + " |",
         "| --- |" + " --- |" * len(sizes)]
 
     def row(label: str, fn) -> str:
@@ -91,8 +92,10 @@ def perf_block(p: dict[str, Any]) -> str:
         row("… semantic right after indexing, ms (p50 / p95)", p50_p95("server", "search_ms", "semantic")),
         row("… hybrid right after indexing, ms (p50 / p95)", p50_p95("server", "search_ms", "hybrid")),
         row("… in-process: query embedding, ms", p50_p95("inprocess", "breakdown_ms", "embed_query", digits=".1f")),
-        row("… in-process: Milvus dense top-30, ms", p50_p95("inprocess", "breakdown_ms", "dense_search", digits=".1f")),
-        row("… in-process: Milvus BM25 top-30, ms", p50_p95("inprocess", "breakdown_ms", "keyword_search", digits=".1f")),
+        row("… in-process: dense top-30 (ChunkIndex; server: Milvus), ms",
+            p50_p95("inprocess", "breakdown_ms", "dense_search", digits=".1f")),
+        row("… in-process: BM25 top-30 (ChunkIndex; server: Milvus), ms",
+            p50_p95("inprocess", "breakdown_ms", "keyword_search", digits=".1f")),
         row("… in-process: symbol-name signal, ms", p50_p95("inprocess", "breakdown_ms", "symbol_scores", digits=".1f")),
         row("… in-process: fusion + merge, ms", p50_p95("inprocess", "breakdown_ms", "fuse_merge", digits=".2f")),
         row("… in-process: whole hybrid search(), ms", p50_p95("inprocess", "breakdown_ms", "search_hybrid", digits=".1f")),
