@@ -295,6 +295,11 @@ class ChunkIndex:
         with self._lock:
             return {i for i in ids if i in self._slot}
 
+    def entries(self) -> dict[str, tuple[str, bool]]:
+        """id -> (path, has a vector) of every chunk, for verification against the store."""
+        with self._lock:
+            return {m[0]: (m[1], bool(self._embedded[s])) for s, m in enumerate(self._meta) if m is not None}
+
     def describe(self, id: str) -> tuple[str, str, int, int, str, int] | None:
         """(path, language, start_line, end_line, symbol, kind) of a chunk."""
         slot = self._slot.get(id)

@@ -442,7 +442,8 @@ def cmd_verify(args: argparse.Namespace) -> int:
             answer = shared.remote.verify() if shared.remote is not None else None
             assert answer is not None
             files, chunks = answer.files, answer.chunks
-            found = {"missing": answer.missing, "extra": answer.extra, "duplicate": answer.duplicates}
+            found = {"missing": answer.missing, "extra": answer.extra, "duplicate": answer.duplicates,
+                     "unlike the search index": answer.search_index}
             orphans = answer.symbol_orphans
         else:
             from .sync import sync_workspace
@@ -453,7 +454,8 @@ def cmd_verify(args: argparse.Namespace) -> int:
             diff = verify(shared.host.index)
             files, chunks = diff.files, diff.chunks
             found = {"missing": [f"{p} {c}" for p, c in diff.missing], "extra": [f"{p} {c}" for p, c in diff.extra],
-                     "duplicate": [f"{p} {c}" for p, c in diff.duplicates]}
+                     "duplicate": [f"{p} {c}" for p, c in diff.duplicates],
+                     "unlike the search index": [f"{p} {c}" for p, c in diff.search_index]}
             orphans = diff.symbol_orphans
     finally:
         shared.close()
@@ -466,7 +468,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
     ok = not (orphans or any(found.values()))
     print(f"{files} files, {chunks} chunks: " + ("index matches the files" if ok else
           f"{len(found['missing'])} missing, {len(found['extra'])} extra, {len(found['duplicate'])} duplicated, "
-          f"{len(orphans)} files with orphan symbols"))
+          f"{len(found['unlike the search index'])} unlike the search index, {len(orphans)} files with orphan symbols"))
     return 0 if ok else 1
 
 

@@ -190,7 +190,7 @@ class OwnerServer:
         diff = self.host().verify()
         return protocol.unstructure(protocol.VerifyResponse(
             diff.files, diff.chunks, [f"{p} {c}" for p, c in diff.missing], [f"{p} {c}" for p, c in diff.extra],
-            [f"{p} {c}" for p, c in diff.duplicates], diff.symbol_orphans))
+            [f"{p} {c}" for p, c in diff.duplicates], diff.symbol_orphans, [f"{p} {c}" for p, c in diff.search_index]))
 
     def _workspace_symbol(self, raw: Any) -> Any:
         text = raw.get("query") if isinstance(raw, dict) else None

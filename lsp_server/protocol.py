@@ -206,6 +206,7 @@ class VerifyResponse:
     extra: list[str]
     duplicates: list[str]
     symbol_orphans: list[str]
+    search_index: list[str] = attrs.Factory(list)
 
 
 

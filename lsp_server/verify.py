@@ -26,10 +26,13 @@ class Differences:
     extra: list[tuple[str, str]] = attrs.Factory(list)  # in the store but not in the files
     duplicates: list[tuple[str, str]] = attrs.Factory(list)  # ids stored more than once
     symbol_orphans: list[str] = attrs.Factory(list)  # symbol files no longer in the workspace
+    # Chunks the in-memory search index (a local store's ChunkIndex) holds differently from the
+    # store: absent from one of them, or with a vector in one only.
+    search_index: list[tuple[str, str]] = attrs.Factory(list)
 
     @property
     def ok(self) -> bool:
-        return not (self.missing or self.extra or self.duplicates or self.symbol_orphans)
+        return not (self.missing or self.extra or self.duplicates or self.symbol_orphans or self.search_index)
 
 
 def expected_chunks(index: WorkspaceIndex) -> dict[str, str]:
@@ -50,13 +53,20 @@ def verify(index: WorkspaceIndex) -> Differences:
     expected = expected_chunks(index)
     stored: Counter[str] = Counter()
     paths: dict[str, str] = {}
-    for chunk, path in index.store.iter_ids():
-        stored[chunk] += 1
-        paths[chunk] = path
+    embedded: dict[str, bool] = {}
+    for row in index.store.iter_rows(["id", "path", "embedded"], batch=16_384):
+        stored[row["id"]] += 1
+        paths[row["id"]] = row["path"]
+        embedded[row["id"]] = bool(row["embedded"])
     diff = Differences(files=len(set(expected.values())), chunks=sum(stored.values()))
     diff.missing = sorted((p, i) for i, p in expected.items() if i not in stored)
     diff.extra = sorted((paths[i], i) for i in stored if i not in expected)
     diff.duplicates = sorted((paths[i], i) for i, n in stored.items() if n > 1)
     live = set(expected.values())
     diff.symbol_orphans = sorted(p for p in index.symbols.files() if p not in live)
+    memory = index.store.memory
+    if memory is not None:
+        searched = memory.entries()
+        diff.search_index = sorted({(paths[i], i) for i in stored if searched.get(i, (None, None))[1] != embedded[i]}
+                                   | {(p, i) for i, (p, _) in searched.items() if i not in stored})
     return diff

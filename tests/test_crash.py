@@ -125,4 +125,11 @@ def test_verify_reports_orphans_stale_and_missing_chunks(tmp_path: Path, monkeyp
     index.store.delete(Deletion(paths=["gone.py", "pkg0/module_0.py"]))
     diff = verify(index)
     assert {p for p, _ in diff.missing} == {"pkg0/module_0.py"} and not diff.extra
+    assert diff.search_index == []
+    # Damage the in-memory search index behind the store's back: a row it lost, one it invented.
+    lost = next(i for i, (p, _) in index.store.memory.entries().items() if p == "pkg2/module_2.py")
+    index.store.memory.remove(ids=[lost])
+    index.store.memory.add([{**orphan, "id": "invented"}])
+    diff = verify(index)
+    assert diff.search_index == sorted([("pkg2/module_2.py", lost), ("gone.py", "invented")]) and not diff.ok
     index.close()
