@@ -296,6 +296,18 @@ class ChunkIndex:
         with self._lock:
             return {i for i in ids if i in self._slot}
 
+    def pending(self, limit: int | None = None) -> list[str]:
+        """Ids of chunks without a vector yet, oldest first."""
+        with self._lock:
+            n = self._n
+            slots = np.flatnonzero(self._alive[:n] & ~self._embedded[:n])[:limit]
+            return [self._meta[s][0] for s in slots]
+
+    def pending_count(self) -> int:
+        with self._lock:
+            n = self._n
+            return int((self._alive[:n] & ~self._embedded[:n]).sum())
+
     def entries(self) -> dict[str, tuple[str, bool]]:
         """id -> (path, has a vector) of every chunk, for verification against the store."""
         with self._lock:

@@ -340,6 +340,8 @@ class Store:
 
     def pending_ids(self, limit: int) -> list[str]:
         """Ids of rows whose vector has not been computed yet: one scan per page of work."""
+        if self.memory is not None:
+            return self.memory.pending(limit)
         rows = self._call(self._client.query, self.collection, filter="embedded == false", limit=limit,
                           output_fields=["id"])
         return [r["id"] for r in rows]
@@ -350,10 +352,13 @@ class Store:
                           output_fields=[*OUTPUT_FIELDS, "search_text"])
 
     def count(self, expr: str = "") -> int:
+        """Rows in Milvus (the store of record, never the ChunkIndex: it is checked against this)."""
         rows = self._call(self._client.query, self.collection, filter=expr, output_fields=["count(*)"])
         return int(rows[0]["count(*)"]) if rows else 0
 
     def count_pending(self) -> int:
+        if self.memory is not None:  # Milvus Lite scans every row for this: 100 ms and more at 100k
+            return self.memory.pending_count()
         return self.count("embedded == false")
 
     def chunks_of(self, path: str) -> list[dict[str, Any]]:

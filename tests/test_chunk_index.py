@@ -158,3 +158,12 @@ def test_a_saved_index_loads_with_the_same_answers(tmp_path) -> None:
     index.save(tmp_path / "snap")  # saving again replaces it whole
     with pytest.raises(ValueError):
         ChunkIndex.load(tmp_path / "snap", DIM + 1)
+
+
+def test_chunks_without_vectors_are_pending_until_set() -> None:
+    index = ChunkIndex(DIM)
+    index.add([row("a", "x"), row("b", "y", [1.0] * DIM), row("c", "z")])
+    assert index.pending() == ["a", "c"] and index.pending(1) == ["a"] and index.pending_count() == 2
+    index.set_vectors(["c"], np.ones((1, DIM)))
+    index.remove(ids=["a"])
+    assert index.pending() == [] and index.pending_count() == 0
