@@ -97,3 +97,28 @@ def test_a_reopened_local_store_searches_from_its_saved_chunk_index_or_rebuilds_
         assert [h.id for h in third.dense_search(vec(3), 1)] == ["id3"]
     finally:
         third.close()
+
+
+def test_a_local_collection_has_no_milvus_search_indexes_and_an_older_one_loses_them(tmp_path: Path) -> None:
+    """Milvus Lite would build HNSW graphs and BM25 postings nothing reads: the ChunkIndex answers."""
+    uri = str(tmp_path / "milvus.db")
+    store = Store(uri, "cc_new", DIM)
+    try:
+        assert set(store._client.list_indexes("cc_new")) == {"path"}
+        store.replace(Deletion(), [row(store, 1, "a.py", "found by words", vec(1))])
+        assert [h.id for h in store.keyword_search("words", 3)] == ["id1"]
+        # A collection made the way a Milvus server gets it (and local ones were, before).
+        store.collection, collection = "cc_old", store.collection
+        store._ensure_collection(local=False)
+        assert {"dense", "sparse"} <= set(store._client.list_indexes("cc_old"))
+        store._client.insert("cc_old", [row(store, 2, "b.py", "older rows", vec(2))])
+        store.collection = collection
+    finally:
+        store.close()
+    old = Store(uri, "cc_old", DIM)
+    try:
+        assert not {"dense", "sparse"} & set(old._client.list_indexes("cc_old"))
+        assert [h.id for h in old.keyword_search("older", 3)] == ["id2"]
+        assert [h.id for h in old.dense_search(vec(2), 1)] == ["id2"]
+    finally:
+        old.close()
