@@ -1,5 +1,5 @@
 """A folder's chunks in memory for retrieval: unit vectors for dense search, an inverted
-index for BM25, and what a ranked hit says about its chunk except the text.
+index for BM25, and what a ranked hit shows of its chunk, text included.
 
 Milvus stays the store of record. store.Store writes every change to Milvus first and then
 here, and builds this index from Milvus when it opens a local store, so a crash loses
@@ -87,6 +87,11 @@ class ChunkIndex:
         self._total_length = 0.0
         self._base = _Postings([], [], 0, 0, 0)
         self._tail: _Postings | None = None
+        # Chunk texts: those of a loaded save stay in its file (memory-mapped, read when shown),
+        # later ones are kept here.
+        self._texts: dict[int, str] = {}
+        self._saved_text: np.ndarray = np.zeros(0, dtype=np.uint8)
+        self._saved_offsets: np.ndarray = np.zeros(1, dtype=np.int64)
 
     # --- writes -------------------------------------------------------------------------
     def clear(self) -> None:
@@ -115,6 +120,7 @@ class ChunkIndex:
         self._slot[row["id"]] = slot
         self._meta.append((row["id"], row["path"], row["language"], int(row["start_line"]), int(row["end_line"]),
                            row["symbol"], int(row["kind"])))
+        self._texts[slot] = row.get("content", "")
         self._by_path.setdefault(path, set()).add(slot)
         self._path_of[slot] = path
         self._language_of[slot] = language
@@ -160,6 +166,7 @@ class ChunkIndex:
         assert meta is not None
         del self._slot[meta[0]]
         self._meta[slot] = None
+        self._texts.pop(slot, None)
         self._by_path[int(self._path_of[slot])].discard(slot)
         self._alive[slot] = False
         self._embedded[slot] = False
@@ -193,11 +200,12 @@ class ChunkIndex:
         for s in keep:
             id, path, language, start, end, symbol, kind = self._meta[s]  # type: ignore[misc]
             rows.append((id, path, language, start, end, symbol, kind, bool(self._embedded[s]),
-                         self._vectors[s].copy(), self._terms[s], self._counts[s], float(self._length[s])))
+                         self._vectors[s].copy(), self._terms[s], self._counts[s], float(self._length[s]),
+                         self._text_of(s)))
         vocabulary = self._vocabulary
         self._reset()
         self._vocabulary = vocabulary
-        for id, path, language, start, end, symbol, kind, embedded, vector, terms, counts, length in rows:
+        for id, path, language, start, end, symbol, kind, embedded, vector, terms, counts, length, text in rows:
             slot = self._n
             if slot == len(self._alive):
                 self._grow()
@@ -214,6 +222,7 @@ class ChunkIndex:
             self._terms.append(terms)
             self._counts.append(counts)
             self._length[slot] = length
+            self._texts[slot] = text
             self._live += 1
             self._total_length += length
         self._base = _Postings(self._terms, self._counts, 0, self._n, len(self._vocabulary))
@@ -236,10 +245,13 @@ class ChunkIndex:
             }
             strings = {"dimension": self.dimension, "vocabulary": list(self._vocabulary),
                        "rows": [(m[0], m[1], m[2], m[5]) for m in metas]}  # type: ignore[index]
+            texts = [self._text_of(int(s)).encode("utf-8", "surrogatepass") for s in live]
+            arrays["text_offsets"] = np.cumsum([0, *map(len, texts)], dtype=np.int64)
         partial = directory.with_name(directory.name + ".partial")
         shutil.rmtree(partial, ignore_errors=True)
         partial.mkdir(parents=True)
         np.savez(partial / "arrays.npz", **arrays)
+        np.save(partial / "text.npy", np.frombuffer(b"".join(texts), dtype=np.uint8))
         (partial / "strings.json").write_text(json.dumps(strings, ensure_ascii=False), encoding="utf-8")
         old = directory.with_name(directory.name + ".old")
         shutil.rmtree(old, ignore_errors=True)
@@ -258,8 +270,10 @@ class ChunkIndex:
             arrays = {k: data[k] for k in data.files}
         rows = strings["rows"]
         n = len(rows)
+        text = np.load(directory / "text.npy", mmap_mode="r")
         if not (len(arrays["vectors"]) == len(arrays["lines"]) == len(arrays["embedded"]) == n
-                and len(arrays["term_offsets"]) == n + 1):
+                and len(arrays["term_offsets"]) == len(arrays["text_offsets"]) == n + 1
+                and arrays["text_offsets"][-1] == len(text)):
             raise ValueError("its arrays do not agree")
         index = cls(dimension)
         index._vocabulary = {t: i for i, t in enumerate(strings["vocabulary"])}
@@ -283,6 +297,7 @@ class ChunkIndex:
             index._path_of[slot] = pid
             index._language_of[slot] = languages.setdefault(language, len(languages))
         index._base = _Postings(index._terms, index._counts, 0, n, len(index._vocabulary))
+        index._saved_text, index._saved_offsets = text, arrays["text_offsets"]
         return index
 
     # --- reads --------------------------------------------------------------------------
@@ -312,6 +327,19 @@ class ChunkIndex:
         """id -> (path, has a vector) of every chunk, for verification against the store."""
         with self._lock:
             return {m[0]: (m[1], bool(self._embedded[s])) for s, m in enumerate(self._meta) if m is not None}
+
+    def text(self, id: str) -> str | None:
+        """A chunk's text, None when the chunk is not here."""
+        with self._lock:
+            slot = self._slot.get(id)
+            return self._text_of(slot) if slot is not None else None
+
+    def _text_of(self, slot: int) -> str:
+        text = self._texts.get(slot)
+        if text is not None:
+            return text
+        a, b = self._saved_offsets[slot], self._saved_offsets[slot + 1]
+        return bytes(self._saved_text[a:b]).decode("utf-8", "surrogatepass")
 
     def describe(self, id: str) -> tuple[str, str, int, int, str, int] | None:
         """(path, language, start_line, end_line, symbol, kind) of a chunk."""

@@ -7,12 +7,13 @@ dimension), so vectors of two models never meet.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
 import shutil
 import threading
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -39,8 +40,8 @@ MAX_TEXT_BYTES = 60_000  # under Milvus' 65,535-byte VARCHAR limit
 HNSW_EF = 256
 OUTPUT_FIELDS = ["id", "path", "language", "start_line", "end_line", "symbol", "kind", "content"]
 # What a ChunkIndex is built from when a local store opens.
-MEMORY_FIELDS = ("id", "path", "language", "start_line", "end_line", "symbol", "kind", "search_text", "embedded",
-                 "dense")
+MEMORY_FIELDS = ("id", "path", "language", "start_line", "end_line", "symbol", "kind", "content", "search_text",
+                 "embedded", "dense")
 
 
 @attrs.frozen
@@ -98,7 +99,11 @@ def quote_list(values: Iterable[str]) -> str:
 
 class Store:
     """One collection. A local store (Milvus Lite) is searched through a ChunkIndex held in
-    memory beside it; a Milvus server searches its own indexes."""
+    memory beside it; a Milvus server searches its own indexes.
+
+    A local store with a clean saved ChunkIndex answers searches as soon as that is loaded,
+    and opens Milvus Lite on a thread: it reads every segment when it opens (4 s at 100,000
+    chunks), and only writes need it. Anything that needs Milvus waits for it."""
 
     def __init__(self, uri: str, collection: str, dimension: int, token: str | None = None) -> None:
         self.uri = uri
@@ -112,25 +117,82 @@ class Store:
         self.created = False  # this open created the collection: it holds nothing yet
         self.memory: ChunkIndex | None = None
         self._clean = False  # the saved ChunkIndex is the memory one
+        self._milvus: MilvusClient | None = None
+        self._opened = threading.Event()
+        self._open_error: StoreError | None = None
         local = is_local(uri)
+        if local and (Path(uri) / "collections" / collection).is_dir():  # Milvus Lite's own layout
+            saved = self._saved_memory()
+            if saved is not None:
+                self.memory, self._clean = saved, True
+                threading.Thread(target=self._open_behind, args=(token,), name="cc-store-open", daemon=True).start()
+                return
         try:
-            # The saved ChunkIndex loads while Milvus Lite opens: 4 s and 5 s at 100,000
-            # chunks one after the other, and both wait on disk and numpy part of the time.
+            # Without a clean save, one is still loaded while Milvus Lite opens: 4 s and 5 s at
+            # 100,000 chunks one after the other; both wait on disk and numpy part of the time.
             with ThreadPoolExecutor(1, "cc-chunk-index") as pool:
-                saved = pool.submit(self._saved_memory) if local else None
-                self._client = MilvusClient(uri=uri, token=token or "")
-                self._ensure_collection(local)
-                self.memory = self._load_memory(saved.result()) if saved is not None else None
+                saved_later = pool.submit(self._saved_memory) if local else None
+                self._connect(token, local)
+                self.memory = self._load_memory(saved_later.result()) if saved_later is not None else None
+        finally:
+            self._opened.set()
+
+    def _connect(self, token: str | None, local: bool) -> None:
+        try:
+            self._milvus = MilvusClient(uri=self.uri, token=token or "")
+            self._ensure_collection(local)
         except Exception as exc:
-            holder = lock_holder(uri)
+            holder = lock_holder(self.uri)
             if holder is not None:
                 raise StoreLocked(
-                    f"the vector store at {display_uri(uri)} is in use by another process{holder}, probably another "
-                    "editor window or a `code-context` command on this folder. Milvus Lite lets one process open a "
-                    "store at a time: semantic search here waits until that process exits, or set "
+                    f"the vector store at {display_uri(self.uri)} is in use by another process{holder}, probably "
+                    "another editor window or a `code-context` command on this folder. Milvus Lite lets one process "
+                    "open a store at a time: semantic search here waits until that process exits, or set "
                     "codeContext.store.uri to a Milvus server to share one index") from exc
             detail = exc.message if isinstance(exc, MilvusException) else exc
-            raise StoreError(f"cannot open the vector store at {display_uri(uri)}: {detail}") from exc
+            raise StoreError(f"cannot open the vector store at {display_uri(self.uri)}: {detail}") from exc
+
+    def _open_behind(self, token: str | None) -> None:
+        """Open Milvus Lite after a clean save answered, and check the save against it."""
+        try:
+            self._connect(token, local=True)
+            with self._lock:
+                assert self.memory is not None
+                if self.created:  # the collection went away under a clean save: nothing to keep
+                    log.error("%s: the store held no collection for the saved chunk index; run "
+                              "`code-context index --force` to index this folder again", self.collection)
+                    self.memory.clear()
+                    self._clean = False
+                    return
+                stored = self.count()
+                if stored != len(self.memory):
+                    log.info("%s: the saved chunk index holds %d chunks, the store %d; reading the store",
+                             self.collection, len(self.memory), stored)
+                    self.memory = self._read_memory()
+                    self._clean = False
+        except StoreError as exc:
+            log.warning("%s", exc)
+            self._open_error = exc
+        except Exception as exc:  # a bug: every later call says so rather than hanging
+            log.exception("opening %s failed", display_uri(self.uri))
+            self._open_error = StoreError(f"cannot open the vector store at {display_uri(self.uri)}: {exc}")
+        finally:
+            self._opened.set()
+
+    @contextlib.contextmanager
+    def _writing(self) -> Iterator[None]:
+        """The write lock, once Milvus is open: _open_behind takes the lock after opening it."""
+        self._opened.wait()
+        with self._lock:
+            yield
+
+    @property
+    def _client(self) -> MilvusClient:
+        if self._milvus is None:
+            self._opened.wait()
+            if self._milvus is None:
+                raise self._open_error or StoreError(f"the vector store at {display_uri(self.uri)} is not open")
+        return self._milvus
 
     def _ensure_collection(self, local: bool) -> None:
         """Create the collection if it is missing, and load it.
@@ -199,6 +261,9 @@ class Store:
                 return saved
             log.info("%s: the saved chunk index holds %d chunks, the store %d; reading the store",
                      self.collection, len(saved), stored)
+        return self._read_memory()
+
+    def _read_memory(self) -> ChunkIndex:
         memory = ChunkIndex(self.dimension)
         # Pages of 16,384 rows: the iterator's default 1,000 took 125 s for 100,000 rows, this 24 s.
         memory.add(self.iter_rows([*MEMORY_FIELDS], batch=16_384))
@@ -235,7 +300,7 @@ class Store:
 
     def replace(self, old: Deletion, rows: list[dict[str, Any]]) -> None:
         """Delete the old chunks of some files, then insert their new ones."""
-        with self._lock:
+        with self._writing():
             self._touch()
             self.delete(old)
             for start in range(0, len(rows), 500):
@@ -245,7 +310,7 @@ class Store:
 
     def delete(self, old: Deletion) -> None:
         """By primary key a delete is a lookup; by path Milvus Lite scans the collection."""
-        with self._lock:
+        with self._writing():
             self._touch()
             for start in range(0, len(old.ids), 1000):
                 self._call(self._client.delete, self.collection, ids=old.ids[start:start + 1000])
@@ -260,7 +325,7 @@ class Store:
 
         A partial upsert sends only the vector: resending content would make Milvus tokenize
         it for BM25 again. Servers older than Milvus 2.6 lack it and get the whole row."""
-        with self._lock:
+        with self._writing():
             present = self.existing_ids([r["id"] for r in rows])
             kept = [(row, np.asarray(vector, np.float32).tolist()) for row, vector in zip(rows, vectors)
                     if row["id"] in present]
@@ -290,11 +355,11 @@ class Store:
 
     def flush(self) -> None:
         """Seal growing segments: Milvus searches unsealed rows by brute force."""
-        with self._lock:
+        with self._writing():
             self._call(self._client.flush, self.collection)
 
     def drop(self) -> None:
-        with self._lock:
+        with self._writing():
             self._touch()
             self._call(self._client.drop_collection, self.collection)
             if self.memory is not None:
@@ -305,7 +370,7 @@ class Store:
 
     def drop_collection(self, name: str) -> None:
         """Drop another collection of the same store, if it exists."""
-        with self._lock:
+        with self._writing():
             if self._call(self._client.has_collection, name):
                 self._call(self._client.drop_collection, name)
             if is_local(self.uri):
@@ -313,7 +378,7 @@ class Store:
 
     def recreate(self) -> None:
         """Drop every row by dropping the collection, and create it again empty."""
-        with self._lock:
+        with self._writing():
             self.drop()
             self._call(self._ensure_collection, is_local(self.uri))
 
@@ -322,8 +387,10 @@ class Store:
             self.checkpoint()
         except OSError as exc:  # the next open reads the store instead
             log.warning("cannot save the chunk index of %s: %s", self.collection, exc)
+        self._opened.wait()
         try:
-            self._client.close()
+            if self._milvus is not None:
+                self._milvus.close()
         except Exception:  # closing a dead connection must not mask the real error
             pass
 
@@ -417,11 +484,15 @@ class Store:
         return hits
 
     def with_content(self, hits: list[Hit]) -> list[Hit]:
-        """The hits with their text, read by primary key (2 ms for 10 rows at 100k chunks);
-        a chunk deleted since it was found is left out."""
+        """The hits with their text: from the ChunkIndex, else read from Milvus by primary key
+        (2 ms for 10 rows at 100k chunks); a chunk deleted since it was found is left out."""
         missing = [h.id for h in hits if not h.content]
         if not missing:
             return hits
+        if self.memory is not None:
+            texts = {i: t for i in missing if (t := self.memory.text(i)) is not None}
+            if len(texts) == len(missing):
+                return [h if h.content else attrs.evolve(h, content=texts[h.id]) for h in hits]
         rows = self._call(self._client.query, self.collection, filter=f"id in {quote_list(missing)}",
                           output_fields=["id", "content"])
         content = {r["id"]: r["content"] for r in rows}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -122,3 +123,31 @@ def test_a_local_collection_has_no_milvus_search_indexes_and_an_older_one_loses_
         assert [h.id for h in old.dense_search(vec(2), 1)] == ["id2"]
     finally:
         old.close()
+
+
+def test_a_clean_save_answers_searches_while_milvus_lite_is_still_opening(tmp_path: Path, monkeypatch) -> None:
+    uri = str(tmp_path / "milvus.db")
+    store = Store(uri, "cc_test", DIM)
+    store.replace(Deletion(), [row(store, 1, "a.py", "answered before the store opens", vec(1))])
+    store.close()
+
+    release = threading.Event()
+    connect = Store._connect
+
+    def slow_connect(self: Store, token: str | None, local: bool) -> None:
+        assert release.wait(30)
+        connect(self, token, local)
+
+    monkeypatch.setattr(Store, "_connect", slow_connect)
+    again = Store(uri, "cc_test", DIM)
+    try:
+        assert again._milvus is None  # still opening
+        hits = again.with_content(again.keyword_search("answered", 3))
+        assert [(h.id, h.content) for h in hits] == [("id1", "answered before the store opens")]
+        assert [h.id for h in again.dense_search(vec(1), 1)] == ["id1"] and again.count_pending() == 0
+        release.set()
+        again.replace(Deletion(), [row(again, 2, "b.py", "written once it opened", vec(2))])  # waits for it
+        assert again._milvus is not None and again.count() == 2
+    finally:
+        release.set()
+        again.close()
