@@ -121,7 +121,7 @@ class Store:
         self._opened = threading.Event()
         self._open_error: StoreError | None = None
         local = is_local(uri)
-        if local and (Path(uri) / "collections" / collection).is_dir():  # Milvus Lite's own layout
+        if local and self._on_disk(collection):
             saved = self._saved_memory()
             if saved is not None:
                 self.memory, self._clean = saved, True
@@ -136,6 +136,10 @@ class Store:
                 self.memory = self._load_memory(saved_later.result()) if saved_later is not None else None
         finally:
             self._opened.set()
+
+    def _on_disk(self, collection: str) -> bool:
+        """Whether a local store holds a collection, from Milvus Lite's directory layout."""
+        return (Path(self.uri) / "collections" / collection).is_dir()
 
     def _connect(self, token: str | None, local: bool) -> None:
         try:
@@ -370,6 +374,8 @@ class Store:
 
     def drop_collection(self, name: str) -> None:
         """Drop another collection of the same store, if it exists."""
+        if is_local(self.uri) and not self._on_disk(name):
+            return  # without waiting for Milvus Lite to open
         with self._writing():
             if self._call(self._client.has_collection, name):
                 self._call(self._client.drop_collection, name)
