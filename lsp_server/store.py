@@ -175,7 +175,7 @@ class Store:
                     self.memory = self._read_memory()
                     self._clean = False
         except StoreError as exc:
-            log.warning("%s", exc)
+            log.warning("%s; until then, searches answer from the index as last saved", exc)
             self._open_error = exc
         except Exception as exc:  # a bug: every later call says so rather than hanging
             log.exception("opening %s failed", display_uri(self.uri))
