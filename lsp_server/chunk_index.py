@@ -123,7 +123,6 @@ class ChunkIndex:
         self._length = np.zeros(1024, dtype=np.float32)
         self._paths: dict[str, int] = {}
         self._languages: dict[str, int] = {}
-        self._by_path: dict[int, set[int]] = {}
         self._vocabulary: dict[str, int] = {}
         self._docs = _DocTerms()
         self._live = 0
@@ -164,7 +163,6 @@ class ChunkIndex:
         self._meta.append((row["id"], row["path"], row["language"], int(row["start_line"]), int(row["end_line"]),
                            row["symbol"], int(row["kind"])))
         self._texts[slot] = row.get("content", "")
-        self._by_path.setdefault(path, set()).add(slot)
         self._path_of[slot] = path
         self._language_of[slot] = language
         self._alive[slot] = True
@@ -196,10 +194,12 @@ class ChunkIndex:
                 slot = self._slot.get(id)
                 if slot is not None:
                     self._remove_slot(slot)
+            n = self._n
             for p in paths:
                 pid = self._paths.get(p)
-                for slot in list(self._by_path.get(pid, ())) if pid is not None else ():
-                    self._remove_slot(slot)
+                if pid is not None:
+                    for slot in np.flatnonzero((self._path_of[:n] == pid) & self._alive[:n]).tolist():
+                        self._remove_slot(slot)
             self._tail = None
             if self._n - self._live > max(self._live, _MIN_TAIL_FOLD):
                 self._rebuild()
@@ -210,7 +210,6 @@ class ChunkIndex:
         del self._slot[meta[0]]
         self._meta[slot] = None
         self._texts.pop(slot, None)
-        self._by_path[int(self._path_of[slot])].discard(slot)
         self._alive[slot] = False
         self._embedded[slot] = False
         self._live -= 1
@@ -223,11 +222,12 @@ class ChunkIndex:
     def _reserve(self, size: int) -> None:
         if size <= len(self._alive):
             return
-        self._vectors = np.resize(self._vectors, (size, self.dimension))
-        for name in ("_alive", "_embedded", "_path_of", "_language_of", "_length"):
+        # np.zeros and a copy of the rows in use: np.resize fills the new rows by repeating
+        # the old ones (0.9 s for a 100,000-chunk load).
+        for name in ("_vectors", "_alive", "_embedded", "_path_of", "_language_of", "_length"):
             old = getattr(self, name)
-            new = np.zeros(size, dtype=old.dtype)
-            new[:len(old)] = old
+            new = np.zeros((size, *old.shape[1:]), dtype=old.dtype)
+            new[:min(len(old), self._n)] = old[:self._n]
             setattr(self, name, new)
 
     def _fold_if_due(self) -> None:
@@ -256,7 +256,6 @@ class ChunkIndex:
             pid = self._paths.setdefault(path, len(self._paths))
             self._slot[id] = slot
             self._meta.append((id, path, language, start, end, symbol, kind))
-            self._by_path.setdefault(pid, set()).add(slot)
             self._path_of[slot] = pid
             self._language_of[slot] = self._languages.setdefault(language, len(self._languages))
             self._alive[slot] = True
@@ -294,7 +293,10 @@ class ChunkIndex:
                 "post_indptr": postings.indptr, "post_slots": postings.slots, "post_tf": postings.tf,
             }
             strings = {"dimension": self.dimension, "vocabulary": list(self._vocabulary),
-                       "rows": [(m[0], m[1], m[2], m[5]) for m in metas]}  # type: ignore[index]
+                       "paths": list(self._paths), "languages": list(self._languages),
+                       "ids": [m[0] for m in metas], "symbols": [m[5] for m in metas]}  # type: ignore[index]
+            arrays["path_of"] = self._path_of[live]
+            arrays["language_of"] = self._language_of[live]
             texts = [self._text_of(int(s)).encode("utf-8", "surrogatepass") for s in live]
             arrays["text_offsets"] = np.cumsum([0, *map(len, texts)], dtype=np.int64)
         partial = directory.with_name(directory.name + ".partial")
@@ -318,10 +320,10 @@ class ChunkIndex:
             raise ValueError(f"saved for dimension {strings['dimension']}, not {dimension}")
         with np.load(directory / "arrays.npz") as data:
             arrays = {k: data[k] for k in data.files}
-        rows = strings["rows"]
-        n = len(rows)
+        ids, symbols = strings["ids"], strings["symbols"]
+        n = len(ids)
         text = np.load(directory / "text.npy", mmap_mode="r")
-        if not (len(arrays["vectors"]) == len(arrays["lines"]) == len(arrays["embedded"]) == n
+        if not (len(arrays["vectors"]) == len(arrays["lines"]) == len(arrays["embedded"]) == len(symbols) == n
                 and len(arrays["term_offsets"]) == len(arrays["text_offsets"]) == n + 1
                 and arrays["text_offsets"][-1] == len(text)):
             raise ValueError("its arrays do not agree")
@@ -335,14 +337,17 @@ class ChunkIndex:
         index._docs = _DocTerms(arrays["terms"], arrays["counts"], arrays["term_offsets"])
         index._length[:n] = arrays["length"]
         index._total_length = float(index._length[:n].sum(dtype=np.float64))
-        paths, languages = index._paths, index._languages
-        for slot, ((id, path, language, symbol), (start, end, kind)) in enumerate(zip(rows, arrays["lines"].tolist())):
-            pid = paths.setdefault(path, len(paths))
-            index._slot[id] = slot
-            index._meta.append((id, path, language, start, end, symbol, kind))
-            index._by_path.setdefault(pid, set()).add(slot)
-            index._path_of[slot] = pid
-            index._language_of[slot] = languages.setdefault(language, len(languages))
+        # Column by column: a loop over the rows took a second at 100,000 chunks.
+        paths, languages = strings["paths"], strings["languages"]
+        index._paths = {p: i for i, p in enumerate(paths)}
+        index._languages = {x: i for i, x in enumerate(languages)}
+        index._path_of[:n] = arrays["path_of"]
+        index._language_of[:n] = arrays["language_of"]
+        index._slot = dict(zip(ids, range(n)))
+        lines = arrays["lines"]
+        index._meta = list(zip(ids, [paths[i] for i in arrays["path_of"].tolist()],
+                               [languages[i] for i in arrays["language_of"].tolist()], lines[:, 0].tolist(),
+                               lines[:, 1].tolist(), symbols, lines[:, 2].tolist()))
         if len(arrays["post_indptr"]) != len(index._vocabulary) + 1:
             raise ValueError("its postings do not fit its vocabulary")
         index._base = _Postings.saved(arrays["post_indptr"], arrays["post_slots"], arrays["post_tf"], n)
