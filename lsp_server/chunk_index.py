@@ -272,7 +272,7 @@ class ChunkIndex:
     def save(self, directory: Path) -> None:
         """Write the live chunks to ``directory`` (replaced whole, by a rename), so the next
         open reads them in a second instead of asking Milvus for every row."""
-        with self._lock:
+        with self._lock:  # copies only: searches wait for this part (0.3 s at 100,000 chunks)
             live = np.flatnonzero(self._alive[:self._n])
             metas = [self._meta[s] for s in live]
             if len(live) == self._n:
@@ -282,28 +282,30 @@ class ChunkIndex:
                 flat_terms = np.concatenate([t for t, _ in pairs]) if pairs else np.zeros(0, np.int32)
                 flat_counts = np.concatenate([c for _, c in pairs]) if pairs else np.zeros(0, np.float32)
                 lengths = np.fromiter((len(t) for t, _ in pairs), dtype=np.int64, count=len(pairs))
-            offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
-            # The postings of the saved slots, numbered as they will load: the argsort behind
-            # them took 1.6 s of a 100,000-chunk load.
-            postings = _Postings(_DocTerms(flat_terms, flat_counts, offsets), 0, len(live), len(self._vocabulary))
             arrays: dict[str, Any] = {
                 "vectors": self._vectors[live], "embedded": self._embedded[live], "length": self._length[live],
-                "lines": np.asarray([(m[3], m[4], m[6]) for m in metas], dtype=np.int64).reshape(-1, 3),  # type: ignore[index]
-                "term_offsets": offsets, "terms": flat_terms, "counts": flat_counts,
-                "post_indptr": postings.indptr, "post_slots": postings.slots, "post_tf": postings.tf,
+                "path_of": self._path_of[live], "language_of": self._language_of[live],
+                "terms": flat_terms, "counts": flat_counts,
             }
-            strings = {"dimension": self.dimension, "vocabulary": list(self._vocabulary),
+            vocabulary = list(self._vocabulary)
+            strings = {"dimension": self.dimension, "vocabulary": vocabulary,
                        "paths": list(self._paths), "languages": list(self._languages),
                        "ids": [m[0] for m in metas], "symbols": [m[5] for m in metas]}  # type: ignore[index]
-            arrays["path_of"] = self._path_of[live]
-            arrays["language_of"] = self._language_of[live]
-            texts = [self._text_of(int(s)).encode("utf-8", "surrogatepass") for s in live]
-            arrays["text_offsets"] = np.cumsum([0, *map(len, texts)], dtype=np.int64)
+            texts = [self._text_of(int(s)) for s in live]
+        offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
+        # The postings of the saved slots, numbered as they will load: the argsort behind them
+        # took 1.6 s of a 100,000-chunk load.
+        postings = _Postings(_DocTerms(flat_terms, flat_counts, offsets), 0, len(live), len(vocabulary))
+        encoded = [t.encode("utf-8", "surrogatepass") for t in texts]
+        arrays.update({
+            "lines": np.asarray([(m[3], m[4], m[6]) for m in metas], dtype=np.int64).reshape(-1, 3),  # type: ignore[index]
+            "term_offsets": offsets, "post_indptr": postings.indptr, "post_slots": postings.slots,
+            "post_tf": postings.tf, "text_offsets": np.cumsum([0, *map(len, encoded)], dtype=np.int64)})
         partial = directory.with_name(directory.name + ".partial")
         shutil.rmtree(partial, ignore_errors=True)
         partial.mkdir(parents=True)
         np.savez(partial / "arrays.npz", **arrays)
-        np.save(partial / "text.npy", np.frombuffer(b"".join(texts), dtype=np.uint8))
+        np.save(partial / "text.npy", np.frombuffer(b"".join(encoded), dtype=np.uint8))
         (partial / "strings.json").write_text(json.dumps(strings, ensure_ascii=False), encoding="utf-8")
         old = directory.with_name(directory.name + ".old")
         shutil.rmtree(old, ignore_errors=True)
