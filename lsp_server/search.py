@@ -95,12 +95,36 @@ def name_match(words: frozenset[str], name: str, contained_weight: float = CONTA
     plus contained_weight x the share of the name's parts the query holds x the square root
     of the share of the query's words they are: a long sentence that holds the whole name
     still counts, more so when the name covers more of it."""
-    parts = set(tokens.split_identifier(name))
+    parts = name_parts(name, words)
     if not parts or not words:
         return 0.0
     common = len(parts & words)
     dice = 2 * common / (len(parts) + len(words))
     return dice + contained_weight * (common / len(parts)) * (common / len(words)) ** 0.5
+
+
+def name_parts(name: str, words: frozenset[str]) -> set[str]:
+    """A name's identifier parts, where a part that is several of the query's words written
+    together ("iscoroutine", "readline") counts as those words: Python names often join
+    words without `_` (issue 16: stdlib doc queries 0.478 -> 0.487)."""
+    parts: set[str] = set()
+    for part in tokens.split_identifier(name):
+        joined = None if part in words else _joined_words(part, words)
+        parts.update(joined or (part,))
+    return parts
+
+
+def _joined_words(part: str, words: frozenset[str]) -> list[str] | None:
+    """part as two or more words of `words` (each of 2+ letters) written together, or None."""
+    ways: dict[int, list[str]] = {0: []}  # end offset -> words covering part[:end]
+    for start in range(len(part)):
+        if start not in ways:
+            continue
+        for end in range(start + 2, len(part) + 1):
+            if end not in ways and part[start:end] in words:
+                ways[end] = [*ways[start], part[start:end]]
+    found = ways.get(len(part))
+    return found if found is not None and len(found) > 1 else None
 
 
 def symbol_scores(index: WorkspaceIndex, query: str, hits: Sequence[Hit]) -> dict[str, float]:

@@ -366,6 +366,9 @@ def test_name_match_counts_a_name_the_sentence_holds() -> None:
     held, longer = "parsed_metadata", "return_metadata_for_legacy_egg_info"  # 2 of 2 parts vs 3 of 6
     assert name_match(words, held, contained_weight=0) < name_match(words, longer, contained_weight=0)
     assert name_match(words, held) > name_match(words, longer)
+    coroutine = query_words("Return True if obj is a coroutine object.")
+    assert name_match(coroutine, "iscoroutine") > name_match(coroutine, "_format_coroutine")  # is + coroutine
+    assert name_match(query_words("read a line"), "readlines") == 0.0  # no query word is "lines"
     exact = query_words("get content charset")
     assert name_match(exact, "get_content_charset") == pytest.approx(1.4)  # Dice 1 + 0.4 x 1 x 1
 
