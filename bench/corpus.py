@@ -338,6 +338,7 @@ def typescript_definitions(source: bytes, path: str) -> tuple[list[Definition], 
                 continue
             name, inner = found
             run = [i]  # this definition's overloads: same-named declarations, comments between
+            declarations = [inner]
             j = i + 1
             while j < len(children):
                 nxt = children[j]
@@ -346,6 +347,7 @@ def typescript_definitions(source: bytes, path: str) -> tuple[list[Definition], 
                     if other is None or other[0] != name:
                         break
                     run.append(j)
+                    declarations.append(other[1])
                 j += 1
             doc = next((d for d in (doc_above(children, k) for k in run) if d is not None), None)
             if doc is not None:
@@ -354,8 +356,8 @@ def typescript_definitions(source: bytes, path: str) -> tuple[list[Definition], 
                 defs.append(Definition(path, name, _rows(child)[0] + 1, _rows(children[run[-1]])[1] + 1,
                                        "typescript", doc[0] if doc else None,
                                        getattr(inner, "type", "") in _TS_TYPES))
-            for k in run:
-                visit(children[k])
+            for declaration in declarations:  # nested definitions, not the `export` wrapper again
+                visit(declaration)
             i = run[-1] + 1
 
     visit(tree.root_node)

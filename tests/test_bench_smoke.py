@@ -94,6 +94,52 @@ def test_jsdoc_above_functions_is_blanked_and_becomes_queries() -> None:
     assert [q.text for q in idents] == ["helper without doc"]
 
 
+TS = """\
+export function mapTo<R>(value: R): OperatorFunction<unknown, R>;
+/** @deprecated Use a closure instead of a `thisArg`. */
+export function mapTo<T, R>(value: R, thisArg: T): OperatorFunction<T, R>;
+
+/**
+ * Emits the given constant value on the output Observable every time the source emits.
+ *
+ * @param value The value to map each source value to.
+ */
+export function mapTo<R>(value: R, thisArg?: unknown): OperatorFunction<unknown, R> {
+  return map(() => value);
+}
+
+/** The configuration object of a retry. */
+export interface RetryConfig {
+  count?: number;
+}
+
+export class Scheduler {
+  /** Returns the current time, as a number. */
+  public now(): number {
+    return Date.now();
+  }
+}
+"""
+
+
+def test_typescript_overloads_are_one_definition_with_the_described_jsdoc() -> None:
+    defs, spans = corpus.typescript_definitions(TS.encode(), "src/mapTo.ts")
+    stripped = corpus.blank_rows(TS, spans)
+    assert stripped.count("\n") == TS.count("\n")
+    assert "Emits the given constant" not in stripped and "@deprecated" in stripped  # tags-only doc stays
+    assert sorted(d.name for d in defs) == ["RetryConfig", "Scheduler", "mapTo", "now"]  # each once
+    by_name = {d.name: d for d in defs}
+    lines = TS.splitlines()
+    map_to = by_name["mapTo"]
+    assert (map_to.start_line, map_to.end_line) == (1, lines.index("}") + 1)  # signatures through the body
+    assert map_to.doc.startswith("Emits the given constant value")
+    assert by_name["RetryConfig"].doc == "The configuration object of a retry." and by_name["RetryConfig"].is_class
+    assert by_name["now"].doc == "Returns the current time, as a number."
+    docs, idents = corpus.make_queries(defs)
+    assert {q.name for q in docs} == {"mapTo", "RetryConfig", "now"}
+    assert [q.text for q in idents] == ["map to"]  # interfaces and classes ask no identifier query
+
+
 def test_first_sentence_and_short_or_duplicate_queries() -> None:
     assert corpus.first_sentence("Return the thing.  More text.\n\nParagraph.") == "Return the thing."
     assert corpus.first_sentence("No period here\nstill same paragraph\n\nnext") == \
