@@ -4,8 +4,7 @@ Hybrid fuses three signals with weights rather than reciprocal ranks: the dense 
 (min-max normalised), the BM25 score (divided by the best), and how well the names defined
 in a chunk match the query's words (Dice overlap of identifier parts plus how much of a
 name the query contains, from the symbol index). docs/BENCHMARKS.md has the measurements
-behind the weights. Results from the same
-file whose lines overlap are merged into one.
+behind the weights. Results from the same file whose lines overlap are merged into one.
 """
 
 from __future__ import annotations
