@@ -32,7 +32,7 @@ def quality_block(q: dict[str, Any]) -> str:
               "identifier": "Identifier queries (a public function's name split into words)"}
     for name, part in q["corpora"].items():
         c = part["corpus"]
-        lines += ["", f"### Corpus `{name}`: {c['source']}", "",
+        lines += ["", f"**Corpus `{name}`**: {c['source']}.", "",
                   f"{c['description']}; {c['chunks']} chunks, indexed in {part['index']['seconds']:.0f} s."]
         for set_name, result in part["sets"].items():
             lines += ["", f"**{name}: {titles.get(set_name, set_name)}**", "", format_table(result)]
