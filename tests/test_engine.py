@@ -13,7 +13,7 @@ from lsp_server import query as query_mod
 from lsp_server.embedding import HashEmbedder
 from lsp_server.errors import EmbeddingError, InvalidInput, StoreError
 from lsp_server.index import WorkspaceIndex
-from lsp_server.search import fuse, merge_overlapping, name_match, query_words, search
+from lsp_server.search import fuse, merge_overlapping, name_match, name_parts, query_words, search
 from lsp_server.settings import Settings
 from lsp_server.state import EmbeddingCache
 from lsp_server.store import Hit
@@ -366,11 +366,16 @@ def test_name_match_counts_a_name_the_sentence_holds() -> None:
     held, longer = "parsed_metadata", "return_metadata_for_legacy_egg_info"  # 2 of 2 parts vs 3 of 6
     assert name_match(words, held, contained_weight=0) < name_match(words, longer, contained_weight=0)
     assert name_match(words, held) > name_match(words, longer)
-    coroutine = query_words("Return True if obj is a coroutine object.")
-    assert name_match(coroutine, "iscoroutine") > name_match(coroutine, "_format_coroutine")  # is + coroutine
-    assert name_match(query_words("read a line"), "readlines") == 0.0  # no query word is "lines"
     exact = query_words("get content charset")
     assert name_match(exact, "get_content_charset") == pytest.approx(1.4)  # Dice 1 + 0.4 x 1 x 1
+
+
+def test_name_match_reads_query_words_written_together() -> None:
+    coroutine = query_words("Return True if obj is a coroutine object.")
+    assert name_parts("iscoroutine", coroutine) == {"is", "coroutine"}
+    assert name_match(coroutine, "iscoroutine") > name_match(coroutine, "_format_coroutine")
+    assert name_parts("readlines", query_words("read a line")) == {"readlines"}  # no query word is "lines"
+    assert name_parts("close", query_words("close it")) == {"close"}  # a whole word stays whole
 
 
 def test_hybrid_search_puts_the_definition_named_by_a_sentence_first(workspace: Path) -> None:
