@@ -458,6 +458,12 @@ def make_queries(defs: list[Definition]) -> tuple[list[Query], list[Query]]:
     return _unique(doc_queries), _unique(ident_queries)
 
 
+def name_queries(identifier_queries: list[Query]) -> list[Query]:
+    """The identifier queries' functions asked by their name as typed (`get_content_charset`),
+    the shape search.identifier_shaped answers with more weight on words."""
+    return [attrs.evolve(q, text=q.name) for q in identifier_queries]
+
+
 def build(dest: Path, packages: list[str] | None = None, javascript: bool = True) -> Corpus:
     """Copy, strip and collect queries. dest must not exist or be empty."""
     packages = packages if packages is not None else STDLIB_PACKAGES

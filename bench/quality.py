@@ -274,7 +274,8 @@ def run_corpus(corpus: corpus_mod.Corpus, provider: str, backend: str, max_queri
     try:
         build = engine.build()
         log(f"indexed through the {backend}: {build['chunks']} chunks in {build['seconds']:.1f} s")
-        sets = {"doc": corpus.doc_queries, "identifier": corpus.identifier_queries}
+        sets = {"doc": corpus.doc_queries, "identifier": corpus.identifier_queries,
+                "name": corpus_mod.name_queries(corpus.identifier_queries)}
         results: dict[str, Any] = {}
         for name, queries in sets.items():
             queries = queries[:max_queries] if max_queries else queries

@@ -29,7 +29,8 @@ def quality_block(q: dict[str, Any]) -> str:
         f"Engine: {', '.join(f'{k}={v}' for k, v in sorted(q['config'].items()) if k != 'MAX_QUERY_CHARS')}.",
     ]
     titles = {"doc": "Doc-comment queries (first sentence of the removed docstring / JSDoc)",
-              "identifier": "Identifier queries (a public function's name split into words)"}
+              "identifier": "Identifier queries (a public function's name split into words)",
+              "name": "Name queries (the same functions' names as typed: `get_content_charset`)"}
     for name, part in q["corpora"].items():
         c = part["corpus"]
         lines += ["", f"**Corpus `{name}`**: {c['source']}.", "",

@@ -13,7 +13,16 @@ from lsp_server import query as query_mod
 from lsp_server.embedding import HashEmbedder
 from lsp_server.errors import EmbeddingError, InvalidInput, StoreError
 from lsp_server.index import WorkspaceIndex
-from lsp_server.search import fuse, merge_overlapping, name_match, name_parts, query_words, search
+from lsp_server.search import (
+    fuse,
+    fusion_weights,
+    identifier_shaped,
+    merge_overlapping,
+    name_match,
+    name_parts,
+    query_words,
+    search,
+)
 from lsp_server.settings import Settings
 from lsp_server.state import EmbeddingCache
 from lsp_server.store import Hit
@@ -393,6 +402,24 @@ def test_hybrid_search_puts_the_definition_named_by_a_sentence_first(workspace: 
     results = search(index, "Return the parsed metadata for this distribution.", limit=5)
     assert results[0].symbol == "parsed_metadata"
     index.close()
+
+
+@pytest.mark.parametrize("query, shaped", [
+    ("get_content_charset", True), ("toPromise", True), ("Message.get_all", True), ("fetch()", True),
+    ("HTTPConnection", True), ("close", False), ("get content charset", False),
+    ("Return the parsed metadata.", False), ("parse_header(raw)", False),
+])
+def test_identifier_shaped_queries(query: str, shaped: bool) -> None:
+    assert identifier_shaped(query) is shaped
+
+
+def test_an_identifier_shaped_query_weighs_the_words_it_spells_over_meaning() -> None:
+    # The dense list prefers one chunk, BM25 the other; the query's shape decides.
+    dense = [_hit("means", 0.9), _hit("spells", 0.7), _hit("other", 0.1)]
+    keyword = [_hit("spells", 10.0), _hit("means", 7.0)]
+    sentence, identifier = fusion_weights("parse the header"), fusion_weights("parse_header")
+    assert [h.id for h, _ in fuse(dense, keyword, *sentence)][0] == "means"
+    assert [h.id for h, _ in fuse(dense, keyword, *identifier)][0] == "spells"
 
 
 def test_rrf_baseline_orders_by_rank_sum() -> None:
