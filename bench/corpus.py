@@ -1,13 +1,15 @@
-"""The retrieval-quality corpus and its two query sets (CodeSearchNet protocol).
+"""The retrieval-quality corpora and their two query sets (CodeSearchNet protocol).
 
-Real code nobody here wrote: some Python stdlib packages of the running interpreter and the
-JavaScript of express v4, fetched from the npm registry. Every function's and class's doc
-(Python docstring, JSDoc comment directly above a JS function) is removed from the copy,
-with line numbers kept by blanking its lines; its first sentence becomes a query whose
-target is that definition. A second set asks for public functions by their name split
-into words ("get content charset").
+Real code nobody here wrote. ``stdlib``: some Python stdlib packages of the running
+interpreter and the JavaScript of express v4, fetched from the npm registry. ``rxjs``: the
+TypeScript sources rxjs 7 ships in its npm package (``src/**/*.ts``, Apache-2.0), a second
+corpus so a ranking change is not tuned to one set of projects. Every function's and class's
+doc (Python docstring, JSDoc comment directly above a JS/TS function) is removed from the
+copy, with line numbers kept by blanking its lines; its first sentence becomes a query whose
+target is that definition. A second set asks for public functions by their name split into
+words ("get content charset").
 
-    .venv/bin/python -m bench.corpus DEST     # build the workspace and print the query sets
+    .venv/bin/python -m bench.corpus [--corpus stdlib|rxjs] DEST   # build and print the query sets
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import sys
 import tarfile
 import tempfile
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 
 import attrs
@@ -32,6 +35,8 @@ from lsp_server import languages, tokens
 STDLIB_PACKAGES = ["asyncio", "email", "http", "json", "logging", "concurrent", "urllib", "xml/etree",
                    "importlib"]
 EXPRESS_SPEC = "express@4"
+RXJS_SPEC = "rxjs@7"
+CORPORA = ("stdlib", "rxjs")
 MIN_QUERY_WORDS = 4
 MIN_IDENTIFIER_WORDS = 2
 MAX_QUERY_CHARS = 1000
@@ -67,6 +72,7 @@ class Corpus:
     definitions: int
     stripped: int
     express_version: str | None
+    source: str  # what the corpus is made of, for reports
 
     def describe(self) -> str:
         langs = Counter(q.language for q in self.doc_queries)
@@ -261,6 +267,103 @@ def javascript_definitions(source: bytes, path: str) -> tuple[list[Definition], 
     return defs, spans
 
 
+# --- TypeScript ------------------------------------------------------------------------------
+
+_TS_DECLARATIONS = ("function_signature", "abstract_class_declaration", "method_signature",
+                    "abstract_method_signature", "interface_declaration", "type_alias_declaration",
+                    "enum_declaration")
+# Documented names that are not functions: doc queries, but no identifier query ("public functions").
+_TS_TYPES = ("class_declaration", "abstract_class_declaration", "interface_declaration",
+             "type_alias_declaration", "enum_declaration", "variable_declarator")
+_IDENTIFIER = re.compile(r"^[A-Za-z_$][\w$]*$")
+
+
+def _ts_function_name(node) -> tuple[str, object] | None:
+    """Like _js_function_name, plus TypeScript's overload signatures, abstract classes and
+    methods, class fields holding a function (`static create = (...) => ...`), and the
+    documented interfaces, type aliases, enums and exported constants (rxjs documents its
+    error classes and schedulers as `export const`)."""
+    if node.type == "export_statement":
+        inner = node.child_by_field_name("declaration") or next(
+            (c for c in node.named_children if c.type != "comment"), None)
+        if inner is not None and inner.type == "lexical_declaration" and _js_function_name(inner) is None:
+            decl = next((c for c in inner.named_children if c.type == "variable_declarator"), None)
+            name = decl.child_by_field_name("name") if decl is not None else None
+            return (name.text.decode(), decl) if name is not None else None
+        return _ts_function_name(inner) if inner is not None else None
+    if node.type in _TS_DECLARATIONS:
+        name = node.child_by_field_name("name")
+        return (name.text.decode(), node) if name is not None else None
+    if node.type == "public_field_definition":
+        name, value = node.child_by_field_name("name"), node.child_by_field_name("value")
+        if name is not None and value is not None and value.type in _FUNCTIONS:
+            return name.text.decode(), node
+        return None
+    return _js_function_name(node)
+
+
+def typescript_definitions(source: bytes, path: str) -> tuple[list[Definition], list[tuple[int, int]]]:
+    """Functions, methods and classes with their JSDoc, and the rows to blank.
+
+    Overloads (`function map(a): X;` ... `function map(a, b?) { ... }`) are one definition
+    from the first signature to the implementation; its doc is the first JSDoc in or above
+    the run that has a description (rxjs puts it above the first signature or above the
+    implementation, and marks deprecated signatures with a tags-only JSDoc).
+    """
+    tree = languages.parser("typescript").parse(source)
+    lines = source.decode("utf-8", "replace").split("\n")
+    defs: list[Definition] = []
+    spans: list[tuple[int, int]] = []
+
+    def doc_above(children, i: int) -> tuple[str, int, int] | None:
+        prev = children[i - 1] if i > 0 else None
+        if prev is None or prev.type != "comment" or not prev.text.startswith(b"/**"):
+            return None
+        cs, ce = _rows(prev)
+        start = _rows(children[i])[0]
+        if any(line.strip() for line in lines[ce + 1:start]) or prev.end_point[0] >= start:
+            return None
+        text = _jsdoc_text(prev.text.decode("utf-8", "replace"))
+        return (text, cs, ce) if text else None
+
+    def visit(node) -> None:
+        children = node.named_children
+        i = 0
+        while i < len(children):
+            child = children[i]
+            found = _ts_function_name(child) if child.type != "comment" else None
+            if found is None:
+                visit(child)
+                i += 1
+                continue
+            name, inner = found
+            run = [i]  # this definition's overloads: same-named declarations, comments between
+            declarations = [inner]
+            j = i + 1
+            while j < len(children):
+                nxt = children[j]
+                if nxt.type != "comment":
+                    other = _ts_function_name(nxt)
+                    if other is None or other[0] != name:
+                        break
+                    run.append(j)
+                    declarations.append(other[1])
+                j += 1
+            doc = next((d for d in (doc_above(children, k) for k in run) if d is not None), None)
+            if doc is not None:
+                spans.append((doc[1], doc[2]))
+            if _IDENTIFIER.match(name):
+                defs.append(Definition(path, name, _rows(child)[0] + 1, _rows(children[run[-1]])[1] + 1,
+                                       "typescript", doc[0] if doc else None,
+                                       getattr(inner, "type", "") in _TS_TYPES))
+            for declaration in declarations:  # nested definitions, not the `export` wrapper again
+                visit(declaration)
+            i = run[-1] + 1
+
+    visit(tree.root_node)
+    return defs, spans
+
+
 def blank_rows(source: str, spans: list[tuple[int, int]]) -> str:
     lines = source.split("\n")
     for s, e in spans:
@@ -271,19 +374,21 @@ def blank_rows(source: str, spans: list[tuple[int, int]]) -> str:
 
 # --- building --------------------------------------------------------------------------------
 
-def fetch_express(dest: Path) -> str:
-    """express v4's own index.js and lib/**/*.js from the npm registry; returns its version."""
+def fetch_npm(spec: str, dest: Path, wanted: Callable[[str], bool]) -> str:
+    """The files of an npm package that `wanted` accepts (paths inside the package), from
+    the registry with `npm pack`; returns the version."""
+    package = spec.rsplit("@", 1)[0]
     with tempfile.TemporaryDirectory() as tmp:
-        out = subprocess.run(["npm", "pack", EXPRESS_SPEC, "--silent", "--pack-destination", tmp],
+        out = subprocess.run(["npm", "pack", spec, "--silent", "--pack-destination", tmp],
                              capture_output=True, text=True, timeout=300)
         if out.returncode != 0:
-            raise RuntimeError(f"npm pack {EXPRESS_SPEC} failed: {out.stderr.strip()[-500:]}")
-        tgz = next(Path(tmp).glob("express-*.tgz"))
-        version = tgz.name[len("express-"):-len(".tgz")]
+            raise RuntimeError(f"npm pack {spec} failed: {out.stderr.strip()[-500:]}")
+        tgz = next(Path(tmp).glob(f"{package}-*.tgz"))
+        version = tgz.name[len(package) + 1:-len(".tgz")]
         with tarfile.open(tgz) as tar:
             for member in tar.getmembers():
                 name = member.name.removeprefix("package/")
-                if member.isfile() and (name == "index.js" or (name.startswith("lib/") and name.endswith(".js"))):
+                if member.isfile() and wanted(name):
                     target = dest / name
                     target.parent.mkdir(parents=True, exist_ok=True)
                     fh = tar.extractfile(member)
@@ -292,12 +397,24 @@ def fetch_express(dest: Path) -> str:
     return version
 
 
+def fetch_express(dest: Path) -> str:
+    """express v4's own index.js and lib/**/*.js."""
+    return fetch_npm(EXPRESS_SPEC, dest,
+                     lambda name: name == "index.js" or (name.startswith("lib/") and name.endswith(".js")))
+
+
+def fetch_rxjs(dest: Path) -> str:
+    """rxjs 7's TypeScript sources, src/**/*.ts (its tests are not in the package)."""
+    return fetch_npm(RXJS_SPEC, dest, lambda name: name.startswith("src/") and name.endswith(".ts")
+                     and not name.endswith(".d.ts"))
+
+
 def strip_and_collect(root: Path) -> tuple[list[Definition], int, int]:
     """Remove docs in place under root; every definition found, files seen, docs removed."""
     defs: list[Definition] = []
     files = stripped = 0
     for path in sorted(root.rglob("*")):
-        if not path.is_file() or path.suffix not in (".py", ".js"):
+        if not path.is_file() or path.suffix not in (".py", ".js", ".ts"):
             continue
         rel = path.relative_to(root).as_posix()
         data = path.read_bytes()
@@ -307,7 +424,8 @@ def strip_and_collect(root: Path) -> tuple[list[Definition], int, int]:
             found, spans = python_definitions(data, rel)
             new = blank_python(text, spans)
         else:
-            found, js_spans = javascript_definitions(data, rel)
+            find = javascript_definitions if path.suffix == ".js" else typescript_definitions
+            found, js_spans = find(data, rel)
             spans = js_spans  # type: ignore[assignment]
             new = blank_rows(text, js_spans)
         assert new.count("\n") == text.count("\n"), rel
@@ -340,21 +458,49 @@ def make_queries(defs: list[Definition]) -> tuple[list[Query], list[Query]]:
     return _unique(doc_queries), _unique(ident_queries)
 
 
+def name_queries(identifier_queries: list[Query]) -> list[Query]:
+    """The identifier queries' functions asked by their name as typed (`get_content_charset`),
+    the shape search.identifier_shaped answers with more weight on words."""
+    return [attrs.evolve(q, text=q.name) for q in identifier_queries]
+
+
 def build(dest: Path, packages: list[str] | None = None, javascript: bool = True) -> Corpus:
     """Copy, strip and collect queries. dest must not exist or be empty."""
-    root = copy_stdlib(dest, packages if packages is not None else STDLIB_PACKAGES)
+    packages = packages if packages is not None else STDLIB_PACKAGES
+    root = copy_stdlib(dest, packages)
     version = fetch_express(root / "express") if javascript else None
     defs, files, stripped = strip_and_collect(root)
     doc_q, ident_q = make_queries(defs)
-    return Corpus(root, doc_q, ident_q, files, len(defs), stripped, version)
+    source = (f"stdlib ({', '.join(packages)}) of Python {sys.version.split()[0]}"
+              + (f" and express {version} from npm" if version else ""))
+    return Corpus(root, doc_q, ident_q, files, len(defs), stripped, version, source)
+
+
+def build_rxjs(dest: Path) -> Corpus:
+    """rxjs's src/ from npm, stripped and with its queries. dest must not exist or be empty."""
+    dest.mkdir(parents=True, exist_ok=True)
+    version = fetch_rxjs(dest / "rxjs")
+    defs, files, stripped = strip_and_collect(dest)
+    doc_q, ident_q = make_queries(defs)
+    return Corpus(dest, doc_q, ident_q, files, len(defs), stripped, None,
+                  f"rxjs {version} from npm (src/**/*.ts, TypeScript)")
+
+
+def build_named(name: str, dest: Path) -> Corpus:
+    """One of CORPORA by name."""
+    return build(dest) if name == "stdlib" else build_rxjs(dest)
 
 
 def main() -> None:
-    dest = Path(sys.argv[1]) if len(sys.argv) > 1 else Path(tempfile.mkdtemp(prefix="cc-corpus-"))
+    args = sys.argv[1:]
+    name = "stdlib"
+    if args[:1] == ["--corpus"]:
+        name, args = args[1], args[2:]
+    dest = Path(args[0]) if args else Path(tempfile.mkdtemp(prefix="cc-corpus-"))
     if dest.exists():
         shutil.rmtree(dest)
-    corpus = build(dest)
-    print(f"workspace: {corpus.root}, express {corpus.express_version}")
+    corpus = build_named(name, dest)
+    print(f"workspace: {corpus.root}, {corpus.source}")
     print(corpus.describe())
     for q in corpus.doc_queries[:10] + corpus.identifier_queries[:10]:
         print(json.dumps(attrs.asdict(q)))

@@ -1,6 +1,6 @@
 """Retrieval quality: MRR@10, Recall@1 and Recall@10 per mode and language, with an RRF baseline.
 
-The corpus and queries come from bench.corpus. The workspace is indexed through the real
+The corpora and queries come from bench.corpus (stdlib + express, and rxjs). Each workspace is indexed through the real
 language server over stdio (``--backend server``, the default) or the engine in-process
 (``--backend engine``); every query is then asked in keyword, semantic and hybrid mode.
 The baseline is reciprocal-rank fusion (k=100) of the very keyword and semantic candidate
@@ -18,7 +18,6 @@ import json
 import os
 import shutil
 import statistics
-import sys
 import tempfile
 import time
 from collections import defaultdict
@@ -237,47 +236,59 @@ def engine_config() -> dict[str, Any]:
 
 def run(provider: str = "local", backend: str = "server", cache_dir: Path | None = None,
         work: Path | None = None, packages: list[str] | None = None, javascript: bool = True,
-        max_queries: int | None = None, log: Callable[[str], None] = print) -> dict[str, Any]:
+        max_queries: int | None = None, corpora: Sequence[str] = corpus_mod.CORPORA,
+        log: Callable[[str], None] = print) -> dict[str, Any]:
+    """Every corpus of `corpora` (bench.corpus.CORPORA) indexed and asked both query sets;
+    packages and javascript choose the stdlib corpus's parts."""
     tmp = Path(tempfile.mkdtemp(prefix="cc-quality-"))
     try:
         # The embedding cache lives per workspace path: reusing it needs a stable path.
         work = work or (cache_dir / "corpus" if cache_dir else tmp)
-        root = work / "workspace"
-        if root.exists():
-            shutil.rmtree(root)
-        corpus = corpus_mod.build(root, packages, javascript)
-        log(f"corpus: {corpus.describe()}; express {corpus.express_version}")
         os.environ["CODE_CONTEXT_CACHE_DIR"] = str(cache_dir or (tmp / "cache"))
-        cls = ServerBackend if backend == "server" else EngineBackend
-        engine = cls(corpus.root, provider)
-        try:
-            build = engine.build()
-            log(f"indexed through the {backend}: {build['chunks']} chunks in {build['seconds']:.1f} s")
-            sets = {"doc": corpus.doc_queries, "identifier": corpus.identifier_queries}
-            results: dict[str, Any] = {}
-            for name, queries in sets.items():
-                queries = queries[:max_queries] if max_queries else queries
-                started = time.perf_counter()
-                results[name] = evaluate(engine.search, queries, log)
-                results[name]["targets"] = targets(results[name])
-                log(f"{name} queries ({len(queries)}) in {time.perf_counter() - started:.0f} s")
-                log(format_table(results[name]))
-        finally:
-            engine.close()
+        out: dict[str, Any] = {}
+        for corpus_name in corpora:
+            root = work / "workspace" if corpus_name == "stdlib" else work / corpus_name
+            if root.exists():
+                shutil.rmtree(root)
+            corpus = (corpus_mod.build(root, packages, javascript) if corpus_name == "stdlib"
+                      else corpus_mod.build_named(corpus_name, root))
+            log(f"corpus {corpus_name}: {corpus.source}: {corpus.describe()}")
+            out[corpus_name] = run_corpus(corpus, provider, backend, max_queries, log)
         return {
             "machine": machine(),
             "date": datetime.date.today().isoformat(),
             "provider": provider,
             "backend": backend,
-            "corpus": {"description": corpus.describe(), "stdlib": packages or corpus_mod.STDLIB_PACKAGES,
-                       "express": corpus.express_version, "python": sys.version.split()[0],
-                       "files": corpus.files, "chunks": build["chunks"]},
-            "index": build,
             "config": engine_config(),
-            "sets": results,
+            "corpora": out,
         }
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def run_corpus(corpus: corpus_mod.Corpus, provider: str, backend: str, max_queries: int | None,
+               log: Callable[[str], None]) -> dict[str, Any]:
+    """One corpus indexed by the server (or engine), both query sets asked in every mode."""
+    cls = ServerBackend if backend == "server" else EngineBackend
+    engine = cls(corpus.root, provider)
+    try:
+        build = engine.build()
+        log(f"indexed through the {backend}: {build['chunks']} chunks in {build['seconds']:.1f} s")
+        sets = {"doc": corpus.doc_queries, "identifier": corpus.identifier_queries,
+                "name": corpus_mod.name_queries(corpus.identifier_queries)}
+        results: dict[str, Any] = {}
+        for name, queries in sets.items():
+            queries = queries[:max_queries] if max_queries else queries
+            started = time.perf_counter()
+            results[name] = evaluate(engine.search, queries, log)
+            results[name]["targets"] = targets(results[name])
+            log(f"{name} queries ({len(queries)}) in {time.perf_counter() - started:.0f} s")
+            log(format_table(results[name]))
+    finally:
+        engine.close()
+    return {"corpus": {"description": corpus.describe(), "source": corpus.source, "files": corpus.files,
+                       "chunks": build["chunks"]},
+            "index": build, "sets": results}
 
 
 def format_table(result: dict[str, Any]) -> str:
@@ -307,11 +318,12 @@ def main() -> None:
     ap.add_argument("--cache-dir", type=Path, help="reuse an index cache (embedding cache) across runs")
     ap.add_argument("--max-queries", type=int, help="only the first N queries of each set")
     ap.add_argument("--no-js", action="store_true", help="leave out express (no npm)")
+    ap.add_argument("--corpora", nargs="+", default=list(corpus_mod.CORPORA), choices=corpus_mod.CORPORA)
     ap.add_argument("--out", type=Path, default=RESULTS_DIR / "quality.json")
     args = ap.parse_args()
     print(f"machine: {machine()}", flush=True)
     result = run(args.provider, args.backend, args.cache_dir, javascript=not args.no_js,
-                 max_queries=args.max_queries, log=lambda s: print(s, flush=True))
+                 max_queries=args.max_queries, corpora=args.corpora, log=lambda s: print(s, flush=True))
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=1))
     print(f"wrote {args.out}")

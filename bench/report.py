@@ -22,24 +22,25 @@ RESULTS = Path(__file__).resolve().parent / "results"
 
 
 def quality_block(q: dict[str, Any]) -> str:
-    c = q["corpus"]
     lines = [
         f"Machine: {q['machine']}.{' Measured ' + q['date'] if 'date' in q else ''} through the {q['backend']} "
         f"(`{q['provider']}` embedder: {'all-MiniLM-L6-v2' if q['provider'] == 'local' else q['provider']}).",
         "",
-        f"Corpus: stdlib ({', '.join(c['stdlib'])}) of Python {c['python']} and express {c['express']} "
-        f"from npm: {c['description']}; {c['chunks']} chunks, indexed in {q['index']['seconds']:.0f} s.",
-        "",
         f"Engine: {', '.join(f'{k}={v}' for k, v in sorted(q['config'].items()) if k != 'MAX_QUERY_CHARS')}.",
     ]
     titles = {"doc": "Doc-comment queries (first sentence of the removed docstring / JSDoc)",
-              "identifier": "Identifier queries (a public function's name split into words)"}
-    for name, result in q["sets"].items():
-        lines += ["", f"**{titles.get(name, name)}**", "", format_table(result)]
-        lat = result.get("latency_ms")
-        if lat:
-            lines += ["", "Request latency during this run, keyword and semantic asked for 30 results (" + ", ".join(
-                f"{m} p50 {v['p50']:.0f} ms / p95 {v['p95']:.0f} ms" for m, v in lat.items()) + ")."]
+              "identifier": "Identifier queries (a public function's name split into words)",
+              "name": "Name queries (the same functions' names as typed: `get_content_charset`)"}
+    for name, part in q["corpora"].items():
+        c = part["corpus"]
+        lines += ["", f"**Corpus `{name}`**: {c['source']}.", "",
+                  f"{c['description']}; {c['chunks']} chunks, indexed in {part['index']['seconds']:.0f} s."]
+        for set_name, result in part["sets"].items():
+            lines += ["", f"**{name}: {titles.get(set_name, set_name)}**", "", format_table(result)]
+            lat = result.get("latency_ms")
+            if lat:
+                lines += ["", "Request latency during this run, keyword and semantic asked for 30 results (" + ", ".join(
+                    f"{m} p50 {v['p50']:.0f} ms / p95 {v['p95']:.0f} ms" for m, v in lat.items()) + ")."]
     return "\n".join(lines)
 
 

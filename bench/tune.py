@@ -7,6 +7,7 @@ through the engine's own fusion code. Not part of `make bench`; the published nu
 from bench.quality on a clean cache.
 
     .venv/bin/python -m bench.tune --cache-dir /tmp/cc-tune [--provider local] [--reindex]
+    .venv/bin/python -m bench.tune --cache-dir /tmp/cc-tune-rxjs --corpus rxjs
 """
 
 from __future__ import annotations
@@ -48,7 +49,7 @@ def chunk_sizes(variant: str) -> ChunkSizes:
     return sizes
 
 
-def collect(cache_dir: Path, provider: str, sizes: ChunkSizes) -> dict[str, Any]:
+def collect(cache_dir: Path, provider: str, sizes: ChunkSizes, corpus_name: str = "stdlib") -> dict[str, Any]:
     from lsp_server.index import WorkspaceIndex
     from lsp_server.settings import parse
     from lsp_server.sync import sync_workspace
@@ -57,7 +58,7 @@ def collect(cache_dir: Path, provider: str, sizes: ChunkSizes) -> dict[str, Any]
     root = cache_dir / "corpus" / "workspace"
     if root.exists():
         shutil.rmtree(root)
-    corpus = corpus_mod.build(root)
+    corpus = corpus_mod.build_named(corpus_name, root)
     settings, _ = parse({"embedding": {"provider": provider}})
     index = WorkspaceIndex(root, settings, chunk_sizes=sizes)
     index.clear()  # the collection and snapshot start over; the embedding cache stays
@@ -112,7 +113,8 @@ class Names:
         self.index = SymbolIndex(db)
         self._by_path: dict[str, list[tuple[int, str]]] = {}
 
-    def scores(self, query: str, hits: list[Hit]) -> dict[str, float]:
+    def scores(self, query: str, hits: list[Hit],
+               contained_weight: float = search_mod.CONTAINED_WEIGHT) -> dict[str, float]:
         words = search_mod.query_words(query)
         out: dict[str, float] = {}
         for h in hits:
@@ -121,7 +123,7 @@ class Names:
             names = [n for line, n in self._by_path[h.path] if h.start_line <= line <= h.end_line]
             if not names and h.symbol:
                 names = [h.symbol.rsplit(".", 1)[-1]]
-            best = max((search_mod.name_match(words, n) for n in names), default=0.0)
+            best = max((search_mod.name_match(words, n, contained_weight) for n in names), default=0.0)
             if best > 0:
                 out[h.id] = best
         return out
@@ -154,10 +156,22 @@ def variants(candidates: int, names: Names) -> dict[str, Fuser]:
             rescored = [(h, score * (boost if h.kind else 1.0)) for h, score in fused]
             return ranked(sorted(rescored, key=lambda p: p[1], reverse=True))
         out[f"hybrid(engine) + definitions x{boost}"] = definitions_first
+    def before_16(q, d, k):
+        sym = names.scores(q.text, [*k[:c], *d[:c]], contained_weight=0.0)
+        return ranked(search_mod.fuse(d[:c], k[:c], 0.5, 0.5, symbol=sym, symbol_weight=0.5))
+
+    out["engine before issue 16: 0.5/0.5/0.5, Dice only"] = before_16
+    for cw in (0.0, 0.4):  # issue 16: name signal weight x keyword weight x containment
+        for sw in (1.0, 1.5, 2.0):
+            for kw in (0.1, 0.3, 0.5):
+                def named(q, d, k, cw=cw, sw=sw, kw=kw):
+                    sym = names.scores(q.text, [*k[:c], *d[:c]], contained_weight=cw)
+                    return ranked(search_mod.fuse(d[:c], k[:c], 0.5, kw, symbol=sym, symbol_weight=sw))
+                out[f"dense=0.5 keyword={kw} symbol={sw} contained={cw}"] = named
     for sw in (0.0, 0.3, 0.5, 0.8):
         for w in (0.4, 0.5, 0.6):
-            def f(q, d, k, w=w, sw=sw):
-                sym = names.scores(q.text, [*k[:c], *d[:c]]) if sw else None
+            def f(q, d, k, w=w, sw=sw):  # row 8's grid: Dice only
+                sym = names.scores(q.text, [*k[:c], *d[:c]], contained_weight=0.0) if sw else None
                 return ranked(search_mod.fuse(d[:c], k[:c], w, 1 - w, symbol=sym, symbol_weight=sw))
             out[f"dense={w} keyword={1 - w:.1f} symbol={sw}"] = f
     return out
@@ -175,7 +189,8 @@ def evaluate(data: dict[str, Any], fusers: dict[str, Fuser]) -> dict[str, dict[s
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--cache-dir", type=Path, required=True)
+    ap.add_argument("--cache-dir", type=Path, required=True, help="one per corpus: Names reads its symbol index")
+    ap.add_argument("--corpus", default="stdlib", choices=corpus_mod.CORPORA)
     ap.add_argument("--provider", default="local")
     ap.add_argument("--reindex", action="store_true", help="index again (embedding cache kept)")
     ap.add_argument("--candidates", type=int, default=30)
@@ -187,7 +202,7 @@ def main() -> None:
     if pickle_path.exists() and not args.reindex:
         data = pickle.loads(pickle_path.read_bytes())
     else:
-        data = collect(args.cache_dir, args.provider, chunk_sizes(args.variant))
+        data = collect(args.cache_dir, args.provider, chunk_sizes(args.variant), args.corpus)
         pickle_path.write_bytes(pickle.dumps(data))
     print(f"{data['chunks']} chunks; doc {len(data['sets']['doc'])}, identifier {len(data['sets']['identifier'])}")
     table = evaluate(data, variants(args.candidates, Names(args.cache_dir)))

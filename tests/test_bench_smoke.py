@@ -94,6 +94,52 @@ def test_jsdoc_above_functions_is_blanked_and_becomes_queries() -> None:
     assert [q.text for q in idents] == ["helper without doc"]
 
 
+TS = """\
+export function mapTo<R>(value: R): OperatorFunction<unknown, R>;
+/** @deprecated Use a closure instead of a `thisArg`. */
+export function mapTo<T, R>(value: R, thisArg: T): OperatorFunction<T, R>;
+
+/**
+ * Emits the given constant value on the output Observable every time the source emits.
+ *
+ * @param value The value to map each source value to.
+ */
+export function mapTo<R>(value: R, thisArg?: unknown): OperatorFunction<unknown, R> {
+  return map(() => value);
+}
+
+/** The configuration object of a retry. */
+export interface RetryConfig {
+  count?: number;
+}
+
+export class Scheduler {
+  /** Returns the current time, as a number. */
+  public now(): number {
+    return Date.now();
+  }
+}
+"""
+
+
+def test_typescript_overloads_are_one_definition_with_the_described_jsdoc() -> None:
+    defs, spans = corpus.typescript_definitions(TS.encode(), "src/mapTo.ts")
+    stripped = corpus.blank_rows(TS, spans)
+    assert stripped.count("\n") == TS.count("\n")
+    assert "Emits the given constant" not in stripped and "@deprecated" in stripped  # tags-only doc stays
+    assert sorted(d.name for d in defs) == ["RetryConfig", "Scheduler", "mapTo", "now"]  # each once
+    by_name = {d.name: d for d in defs}
+    lines = TS.splitlines()
+    map_to = by_name["mapTo"]
+    assert (map_to.start_line, map_to.end_line) == (1, lines.index("}") + 1)  # signatures through the body
+    assert map_to.doc.startswith("Emits the given constant value")
+    assert by_name["RetryConfig"].doc == "The configuration object of a retry." and by_name["RetryConfig"].is_class
+    assert by_name["now"].doc == "Returns the current time, as a number."
+    docs, idents = corpus.make_queries(defs)
+    assert {q.name for q in docs} == {"mapTo", "RetryConfig", "now"}
+    assert [q.text for q in idents] == ["map to"]  # interfaces and classes ask no identifier query
+
+
 def test_first_sentence_and_short_or_duplicate_queries() -> None:
     assert corpus.first_sentence("Return the thing.  More text.\n\nParagraph.") == "Return the thing."
     assert corpus.first_sentence("No period here\nstill same paragraph\n\nnext") == \
@@ -128,8 +174,8 @@ def test_symbol_signal_prefers_the_definition_named_by_the_query() -> None:
     from lsp_server.store import Hit
 
     words = search.query_words("get content charset")
-    assert search.name_match(words, "get_content_charset") == 1.0
-    assert 0 < search.name_match(words, "get_charset") < 1.0
+    assert search.name_match(words, "get_content_charset", contained_weight=0) == 1.0
+    assert 0 < search.name_match(words, "get_charset", contained_weight=0) < 1.0
     assert search.name_match(words, "close") == 0.0
     assert search.query_words("parseHeader(raw_line)") == {"parse", "header", "raw", "line"}
     def hit(id_: str, score: float, start: int) -> Hit:
@@ -145,17 +191,18 @@ def test_symbol_signal_prefers_the_definition_named_by_the_query() -> None:
 
 def test_quality_benchmark_through_the_server(tmp_path: Path) -> None:
     result = quality.run(provider="hash", backend="server", cache_dir=tmp_path / "cache", work=tmp_path,
-                         packages=["json", "urllib"], javascript=False, log=lambda s: None)
-    assert result["backend"] == "server" and result["corpus"]["chunks"] > 50
+                         packages=["json", "urllib"], javascript=False, corpora=["stdlib"], log=lambda s: None)
+    part = result["corpora"]["stdlib"]
+    assert result["backend"] == "server" and part["corpus"]["chunks"] > 50
     for name in ("doc", "identifier"):
-        s = result["sets"][name]
+        s = part["sets"][name]
         assert s["all"]["hybrid"]["n"] > 5
         for mode in ("keyword", "semantic", "hybrid", "rrf"):
             for metric in ("mrr@10", "recall@1", "recall@10"):
                 assert 0.0 <= s["all"][mode][metric] <= 1.0
             assert s["all"][mode]["recall@1"] <= s["all"][mode]["mrr@10"] <= s["all"][mode]["recall@10"]
     # Asked for a function by its own name split into words, hybrid finds most of them.
-    assert result["sets"]["identifier"]["all"]["hybrid"]["recall@10"] >= 0.6
+    assert part["sets"]["identifier"]["all"]["hybrid"]["recall@10"] >= 0.6
 
 
 def test_perf_benchmark_smoke(tmp_path: Path) -> None:

@@ -13,7 +13,16 @@ from lsp_server import query as query_mod
 from lsp_server.embedding import HashEmbedder
 from lsp_server.errors import EmbeddingError, InvalidInput, StoreError
 from lsp_server.index import WorkspaceIndex
-from lsp_server.search import fuse, merge_overlapping, search
+from lsp_server.search import (
+    fuse,
+    fusion_weights,
+    identifier_shaped,
+    merge_overlapping,
+    name_match,
+    name_parts,
+    query_words,
+    search,
+)
 from lsp_server.settings import Settings
 from lsp_server.state import EmbeddingCache
 from lsp_server.store import Hit
@@ -348,6 +357,69 @@ def test_fusion_rewards_agreement_and_normalises_scales() -> None:
     assert set(fused) == {"a", "b", "c", "d"}
     scores = [s for _, s in fuse(dense, keyword)]
     assert scores == sorted(scores, reverse=True) and max(scores) <= 1.0
+
+
+def test_a_named_definition_outranks_a_chunk_that_only_repeats_the_words() -> None:
+    # Both retrievers put the chunk that repeats the query's words first; the definition whose
+    # name half-matches a sentence query is close behind in dense, far behind in BM25.
+    dense = [_hit("repeats", 0.80), _hit("defines", 0.78), _hit("other", 0.50)]
+    keyword = [_hit("repeats", 9.0), _hit("defines", 4.0), _hit("other", 2.0)]
+    names = {"defines": 0.5}
+    before = [h.id for h, _ in fuse(dense, keyword, 0.5, 0.5, symbol=names, symbol_weight=0.5)]
+    assert before[0] == "repeats", "the old weights (0.5 / 0.5 / 0.5) follow the words"
+    assert [h.id for h, _ in fuse(dense, keyword, symbol=names)][0] == "defines"
+
+
+def test_name_match_counts_a_name_the_sentence_holds() -> None:
+    words = query_words("Return the parsed metadata for this distribution.")
+    held, longer = "parsed_metadata", "return_metadata_for_legacy_egg_info"  # 2 of 2 parts vs 3 of 6
+    assert name_match(words, held, contained_weight=0) < name_match(words, longer, contained_weight=0)
+    assert name_match(words, held) > name_match(words, longer)
+    exact = query_words("get content charset")
+    assert name_match(exact, "get_content_charset") == pytest.approx(1.4)  # Dice 1 + 0.4 x 1 x 1
+
+
+def test_name_match_reads_query_words_written_together() -> None:
+    coroutine = query_words("Return True if obj is a coroutine object.")
+    assert name_parts("iscoroutine", coroutine) == {"is", "coroutine"}
+    assert name_match(coroutine, "iscoroutine") > name_match(coroutine, "_format_coroutine")
+    assert name_parts("readlines", query_words("read a line")) == {"readlines"}  # no query word is "lines"
+    assert name_parts("close", query_words("close it")) == {"close"}  # a whole word stays whole
+
+
+def test_hybrid_search_puts_the_definition_named_by_a_sentence_first(workspace: Path) -> None:
+    """Through the real store: a helper that says the query's words many times, and the
+    definition named by two of them. The name signal decides (the weights before issue 16
+    ranked the helper first)."""
+    (workspace / "src" / "metadata.py").write_text(
+        "def parsed_metadata(dist):\n    text = dist.read_text('METADATA')\n    return email.message_from_string(text)\n")
+    (workspace / "src" / "report.py").write_text(
+        "def describe(dist):\n"
+        "    # Return the metadata for this distribution: the parsed metadata, the distribution.\n"
+        "    return f'metadata for this distribution {dist} return the parsed distribution metadata'\n")
+    index = _open(workspace)
+    sync_workspace(index)
+    results = search(index, "Return the parsed metadata for this distribution.", limit=5)
+    assert results[0].symbol == "parsed_metadata"
+    index.close()
+
+
+@pytest.mark.parametrize("query, shaped", [
+    ("get_content_charset", True), ("toPromise", True), ("Message.get_all", True), ("fetch()", True),
+    ("HTTPConnection", True), ("close", False), ("get content charset", False),
+    ("Return the parsed metadata.", False), ("parse_header(raw)", False),
+])
+def test_identifier_shaped_queries(query: str, shaped: bool) -> None:
+    assert identifier_shaped(query) is shaped
+
+
+def test_an_identifier_shaped_query_weighs_the_words_it_spells_over_meaning() -> None:
+    # The dense list prefers one chunk, BM25 the other; the query's shape decides.
+    dense = [_hit("means", 0.9), _hit("spells", 0.7), _hit("other", 0.1)]
+    keyword = [_hit("spells", 10.0), _hit("means", 7.0)]
+    sentence, identifier = fusion_weights("parse the header"), fusion_weights("parse_header")
+    assert [h.id for h, _ in fuse(dense, keyword, *sentence)][0] == "means"
+    assert [h.id for h, _ in fuse(dense, keyword, *identifier)][0] == "spells"
 
 
 def test_rrf_baseline_orders_by_rank_sum() -> None:
