@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import time
 from pathlib import Path
 
 import numpy as np
@@ -406,3 +407,71 @@ def test_edit_interrupted_between_store_and_snapshot_leaves_nothing_behind(
                 if "courier_3" in r.content or "drone_delivery_3" in r.content]
     assert any("bicycle_3" in r.content for r in search(index, "bicycle", limit=5, mode="keyword"))
     index.close()
+
+
+class WatchingEmbedder(CountingEmbedder):
+    """Counts, and notes how many files were indexed when each batch was asked for."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.index: WorkspaceIndex | None = None
+        self.files_done_at: list[int] = []
+
+    def embed_documents(self, texts: list[str]) -> np.ndarray:
+        assert self.index is not None
+        self.files_done_at.append(self.index.state.indexed_files)
+        return super().embed_documents(texts)
+
+
+def _many_files(root: Path, files: int) -> None:
+    for i in range(files):
+        (root / f"mod_{i}.py").write_text(_function(f"handle_{i}", f"step{i}") + "\n" + _function(f"check_{i}", f"verify{i}"))
+
+
+def test_vectors_are_computed_while_files_are_still_read(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The encoder starts on the first files' chunks, not after the last file (issue 14)."""
+    import lsp_server.sync as sync_mod
+
+    monkeypatch.setenv("CODE_CONTEXT_CACHE_DIR", str(tmp_path / "cache"))
+    root = tmp_path / "ws"
+    root.mkdir()
+    _many_files(root, 4 * sync_mod.FILE_BATCH)
+    read = sync_mod.read_and_chunk
+
+    def slow_read(*args, **kwargs):  # a files phase of seconds, as a large folder's is
+        time.sleep(0.01)
+        return read(*args, **kwargs)
+
+    monkeypatch.setattr(sync_mod, "read_and_chunk", slow_read)
+    embedder = WatchingEmbedder()
+    index = _open(root, embedder)
+    embedder.index = index
+    try:
+        stats = sync_workspace(index)
+        assert stats.error is None and stats.pending == 0 and stats.files == 4 * sync_mod.FILE_BATCH
+        assert min(embedder.files_done_at) < stats.files  # the first vectors came before the last file
+        assert stats.embedded == stats.chunks == index.store.count() == len(embedder.embedded)
+        assert len(set(embedder.embedded)) == len(embedder.embedded)  # no chunk embedded twice
+    finally:
+        index.close()
+
+
+def test_chunks_beyond_the_encoders_queue_are_embedded_once_afterwards(tmp_path: Path,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """Past FEED_LIMIT queued chunks the rest wait in the store, and embed_pending takes them."""
+    import lsp_server.sync as sync_mod
+
+    monkeypatch.setenv("CODE_CONTEXT_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setattr(sync_mod, "FEED_LIMIT", 10)
+    root = tmp_path / "ws"
+    root.mkdir()
+    _many_files(root, 2 * sync_mod.FILE_BATCH)
+    embedder = CountingEmbedder()
+    index = _open(root, embedder)
+    try:
+        stats = sync_workspace(index)
+        assert stats.error is None and stats.pending == 0 == index.store.count_pending()
+        assert stats.embedded == stats.chunks == index.store.count() == len(set(embedder.embedded))
+        assert len(embedder.embedded) == stats.chunks
+    finally:
+        index.close()
