@@ -419,7 +419,7 @@ class _Feed:
         step = _embed_step(index)
         # The shortest texts waiting are encoded first: batches of like length pad little (the
         # model ran 1.34x faster on the server's own texts sorted so, docs/BENCHMARKS.md), and
-        # the files phase outruns the model, so the heap soon holds most of the folder.
+        # the files phase outruns the model, so the heap soon holds up to FEED_LIMIT of them.
         heap: list[tuple[int, int, str, dict[str, Any]]] = []
         order = itertools.count()
         more = True
