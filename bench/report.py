@@ -83,9 +83,12 @@ def perf_block(p: dict[str, Any]) -> str:
         row("**first index through the server over the raw model on the same texts in one call**",
             lambda s: (_fmt(_get(s, "server", "overhead_over_raw_pct"), "+.1f") + " %")
             if _get(s, "server", "overhead_over_raw_pct") is not None else "–"),
+        row("… in CPU seconds (server process against the raw call)",
+            lambda s: (_fmt(_get(s, "server", "cpu_over_raw_pct"), "+.1f") + " %")
+            if _get(s, "server", "cpu_over_raw_pct") is not None else "–"),
         row("raw model on the same chunks, chunks/s", lambda s: _fmt(_get(s, "indexing", "raw_chunks_per_s"), ".1f")),
         row("in-process index (warm model), chunks/s", lambda s: _fmt(_get(s, "indexing", "index_chunks_per_s"), ".1f")),
-        row("pipeline overhead over the raw model", lambda s: (_fmt(_get(s, "indexing", "overhead_pct"), ".1f") + " %")
+        row("in-process overhead over the raw model (warm model)", lambda s: (_fmt(_get(s, "indexing", "overhead_pct"), ".1f") + " %")
             if _get(s, "indexing", "overhead_pct") is not None else "–"),
         row("no-change re-sync, s (median / p95)", p50_p95("inprocess", "resync_s", digits=".2f")),
         row("didSave → searchable, ms (p50 / p95)", p50_p95("server", "save_to_searchable_ms")),

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import shutil
+import sys
+import threading
 import time
 from pathlib import Path
 
@@ -475,3 +478,36 @@ def test_chunks_beyond_the_encoders_queue_are_embedded_once_afterwards(tmp_path:
         assert len(embedder.embedded) == stats.chunks
     finally:
         index.close()
+
+
+class PriorityEmbedder(CountingEmbedder):
+    """Counts, and notes the niceness of the threads that embed."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.niceness: set[int] = set()
+
+    def embed_documents(self, texts: list[str]) -> np.ndarray:
+        self.niceness.add(os.getpriority(os.PRIO_PROCESS, threading.get_native_id()))
+        return super().embed_documents(texts)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="niceness is per thread on Linux only")
+def test_a_full_sync_embeds_below_the_priority_of_requests_and_edits(workspace: Path) -> None:
+    """The editor stays usable while a first index runs: its encoder yields the cores to searches."""
+    from lsp_server.host import SYNC_NICENESS, FolderHost
+
+    embedder = PriorityEmbedder()
+    host = FolderHost(_open(workspace, embedder))
+    try:
+        base = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+        future = host.start_sync()
+        assert future is not None
+        stats = future.result()
+        assert stats.embedded > 0 and embedder.niceness == {min(19, base + SYNC_NICENESS)}
+        edit = host.edit_lane.submit(lambda: os.getpriority(os.PRIO_PROCESS, threading.get_native_id())).result()
+        assert edit == base
+        results, _ = host.search(query_mod.make("load orders", 5, "hybrid"))
+        assert results  # answered on this thread, at normal priority
+    finally:
+        host.close()
