@@ -6,7 +6,9 @@ the larger ones use the zero-cost ``hash`` embedder (384 dimensions, like the mo
 leaves scanning, chunking, the store and search to be measured: the model alone would need
 about 20 minutes per 20,000 chunks on this machine.
 
-Per size: initial indexing (server, end to end), peak and resting RSS of the server, search
+Per size: initial indexing (server, end to end; for the model, against the raw model on the
+same chunk texts in one call), a second first index searched over stdio all along (the model
+column by default, ``--during``), peak and resting RSS of the server, search
 latency per mode over stdio, didSave-to-searchable latency, server start to first answered
 search on the indexed workspace; then in-process: no-change re-sync, where a search's time
 goes (query embedding, dense and BM25 search in Milvus, fusion) next to a brute-force numpy
