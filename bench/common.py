@@ -22,6 +22,25 @@ def machine() -> str:
     return f"{os.cpu_count()} cores, {cpu}, Python {platform.python_version()}, {platform.system()} {platform.machine()}"
 
 
+MODES = ("keyword", "semantic", "hybrid")
+
+# What someone might ask of a Python code base: plain English and identifier-like.
+QUERIES = [
+    "parse a date string into a datetime", "read configuration from an ini file", "retry a failed network request",
+    "compress data with gzip", "walk a directory tree recursively", "escape html special characters",
+    "send an email over smtp", "decode base64 data", "format a number with thousands separators",
+    "create a temporary file", "compare two sequences and show differences", "thread pool that runs tasks",
+    "lock to protect shared state", "parse command line arguments", "open a url and read the response",
+    "serialize an object to json", "compute a hash digest of a file", "copy a file preserving metadata",
+    "split a path into directory and file name", "match a string against a regular expression",
+    "split identifier", "get content charset", "read until end of stream", "build a request header",
+    "load module from path", "cache results of a function", "convert bytes to text with an encoding",
+    "iterate over lines of a file", "sort items by key", "raise an error when the value is invalid",
+    "timeout", "ArgumentParser add argument", "json dumps indent", "socket connect", "TemporaryDirectory",
+    "urlopen", "event loop run until complete", "logging handler emit record", "tarfile extract", "csv reader",
+]
+
+
 def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     if not ordered:

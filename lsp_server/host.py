@@ -10,6 +10,8 @@ index runs (both write under ``index.write_lock``).
 from __future__ import annotations
 
 import logging
+import os
+import sys
 import threading
 import time
 from collections.abc import Sequence
@@ -37,6 +39,22 @@ COALESCE_SECONDS = 0.2
 # An editor's open or save names one file the user is looking at: wait only long enough to
 # batch a "save all".
 SAVE_COALESCE_SECONDS = 0.02
+# Niceness of the full-sync lane. The threads it starts inherit it: the encoder, torch's
+# workers, the vector writer. Searches and saved files go first when the cores are busy.
+SYNC_NICENESS = 10
+
+
+def _background() -> None:
+    """Lower this thread's priority (Linux sets it per thread; elsewhere it would be the whole
+    process's, so it is left alone). With autogroups (the kernel's default) niceness only
+    ranks threads of the same session: indexing yields to this server's requests, while
+    other programs' share of the cores stays as it was."""
+    if sys.platform.startswith("linux"):
+        try:
+            me = threading.get_native_id()
+            os.setpriority(os.PRIO_PROCESS, me, min(19, os.getpriority(os.PRIO_PROCESS, me) + SYNC_NICENESS))
+        except OSError as exc:  # a sandbox may refuse; indexing then runs at normal priority
+            log.info("cannot lower the sync lane's priority: %s", exc)
 
 
 class FolderHost:
@@ -49,7 +67,7 @@ class FolderHost:
         self.syncing = False
         self.sync_cancel = threading.Event()  # the current sync's flag
         self.closing = threading.Event()
-        self.sync_lane = ThreadPoolExecutor(1, "cc-sync")
+        self.sync_lane = ThreadPoolExecutor(1, "cc-sync", initializer=_background)
         self.edit_lane = ThreadPoolExecutor(1, "cc-edits")
         self._pending: set[str] = set()  # paths waiting for the coalescing timer
         self._flush: threading.Timer | None = None

@@ -4,13 +4,19 @@ The file table (state.py) of (path, size, mtime, content hash) decides what chan
 whose size and mtime are unchanged are not even read. A changed file's chunks are replaced
 (delete, then insert, keyed by path) and its file row is written last, so a crash at any point leaves
 work the next run redoes without duplicates. Chunks go in keyword-searchable first; vectors
-are filled in afterwards, from the embedding cache when the text was seen before.
+are filled in afterwards, from the embedding cache when the text was seen before. During a
+full sync an encoder thread fills them in while later files are still read (``_Feed``), and
+``embed_pending`` takes whatever it left.
 """
 
 from __future__ import annotations
 
 import hashlib
+import heapq
+import itertools
 import logging
+import queue
+import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -20,9 +26,10 @@ import attrs
 import numpy as np
 
 from . import chunking, redaction, scanning, symbols, tokens
+from .embedding import FORWARD_TOKENS, forward_sizes, token_estimate
 from .errors import EmbeddingError, StoreError
 from .languages import sniff_language
-from .store import Deletion
+from .store import Deletion, Store
 
 if TYPE_CHECKING:
     from .index import WorkspaceIndex
@@ -33,6 +40,9 @@ FILE_BATCH = 64
 EMBED_BATCH = 64
 # Pending ids listed per scan of the collection.
 PENDING_PAGE = 4096
+# Chunks queued for the encoder during the files phase at most; more wait in the store as
+# pending, for embed_pending. A page's worth: as well sorted, and bounded in memory.
+FEED_LIMIT = PENDING_PAGE
 # Rows fetched by primary key per query while a page is read.
 FETCH_BATCH = 512
 # Average line length above which a file is taken for minified or generated code.
@@ -162,10 +172,12 @@ def _rows(index: WorkspaceIndex, parsed: list[_Parsed], embed_now: bool, stats: 
     return rows
 
 
-def write_files(index: WorkspaceIndex, parsed: list[_Parsed], embed_now: bool, stats: SyncStats) -> None:
-    """Replace these files' chunks and symbols. The snapshot row is written last."""
+def write_files(index: WorkspaceIndex, parsed: list[_Parsed], embed_now: bool,
+                stats: SyncStats) -> list[dict[str, Any]]:
+    """Replace these files' chunks and symbols. The snapshot row is written last. Returns the
+    rows stored without a vector."""
     if not parsed:
-        return
+        return []
     rows = _rows(index, parsed, embed_now, stats)
     paths = [p.path for p in parsed]
     new_ids: dict[str, list[str]] = {p: [] for p in paths}
@@ -193,7 +205,9 @@ def write_files(index: WorkspaceIndex, parsed: list[_Parsed], embed_now: bool, s
             stats.redacted[p.path] = (p.redactions, p.redacted)
             log.info("redacted %d secrets in %s: %s", p.redactions, p.path, p.redacted)
     stats.chunks += len(rows)
-    index.state.pending_chunks += sum(not r["embedded"] for r in rows)
+    waiting = [r for r in rows if not r["embedded"]]
+    index.state.pending_chunks += len(waiting)
+    return waiting
 
 
 def remove_files(index: WorkspaceIndex, paths: list[str]) -> None:
@@ -221,6 +235,7 @@ def sync_workspace(index: WorkspaceIndex, progress: Progress | None = None, canc
     stats = SyncStats()
     progress = progress or (lambda done, total, message: None)
     cancelled = cancelled or (lambda: False)
+    feed: _Feed | None = None
     index.state.state = "indexing"
     index.state.last_error = None
     try:
@@ -230,6 +245,8 @@ def sync_workspace(index: WorkspaceIndex, progress: Progress | None = None, canc
         stats.skipped.update(report.skipped)
         index.state.files = stats.files
         index.store  # noqa: B018 - opens the store, binding the file table to the model before it is read
+        # A provisional collection takes no vectors: embed_pending adopts its rows afterwards.
+        feed = _Feed(index, stats, cancelled) if index.vector_key is not None else None
         known = index.files.all()
         present = {f.path for f in report.files}
         deleted = [p for p in known if p not in present]
@@ -243,6 +260,8 @@ def sync_workspace(index: WorkspaceIndex, progress: Progress | None = None, canc
         done = stats.files - len(todo)
         index.state.indexed_files = done
         progress(done, stats.files, "scanning")
+        if feed is not None and todo:
+            feed.start()
         for start in range(0, len(todo), FILE_BATCH):
             if cancelled():
                 stats.cancelled = True
@@ -266,7 +285,9 @@ def sync_workspace(index: WorkspaceIndex, progress: Progress | None = None, canc
             # Files that became unreadable or binary leave the index.
             gone = [f.path for f in batch if f.path in stats.skipped and f.path in known]
             remove_files(index, gone)
-            write_files(index, parsed, embed_now=False, stats=stats)
+            waiting = write_files(index, parsed, embed_now=False, stats=stats)
+            if feed is not None:
+                feed.put(waiting)
             stats.changed_files += len(parsed)
             done += len(batch)
             index.state.indexed_files = done
@@ -275,11 +296,16 @@ def sync_workspace(index: WorkspaceIndex, progress: Progress | None = None, canc
             index.store.flush()
         if rebuild and not stats.cancelled:
             index.symbols.needs_rebuild = False
-        if not stats.cancelled:
+        if feed is not None:
+            feed.finish(progress)  # raises what stopped it
+        if not stats.cancelled and not stats.vectors_failed:
+            # Chunks left pending by an earlier run, a failure or a cancelled feed.
             embed_pending(index, stats, progress, cancelled)
     except (StoreError, EmbeddingError, OSError) as exc:
         stats.error = str(exc)
     finally:
+        if feed is not None:  # when the files phase failed: stop the encoder, its chunks stay pending
+            feed.finish(None, stop=True)
         stats.seconds = time.perf_counter() - started
         index.state.skipped = stats.skipped
         index.state.last_error = stats.error
@@ -293,6 +319,153 @@ def sync_workspace(index: WorkspaceIndex, progress: Progress | None = None, canc
 
 def _maybe_changed(old: tuple[int, int, str, str] | None, f: scanning.FileInfo) -> bool:
     return old is None or old[3] != "done" or old[0] != f.size or old[1] != f.mtime_ns
+
+
+def _embed_step(index: WorkspaceIndex) -> int:
+    """Texts per encode call. A remote provider gets enough to keep all its concurrent requests busy."""
+    emb = index.settings.embedding
+    return max(EMBED_BATCH, emb.batch_size * emb.concurrency) if emb.provider == "openai" else EMBED_BATCH
+
+
+def _batch_sizes(index: WorkspaceIndex, texts: list[str]) -> list[int]:
+    """Texts sorted by length, cut into encode calls: the local model gets one forward pass's
+    worth of tokens a call (embedding.FORWARD_TOKENS), any other embedder _embed_step texts."""
+    if index.embedder.provider == "local":
+        return forward_sizes([token_estimate(t) for t in texts])
+    step = _embed_step(index)
+    return [min(step, len(texts) - start) for start in range(0, len(texts), step)]
+
+
+class _VectorWrites:
+    """Encodes batches and writes their vectors on a thread while the next batch is encoded
+    (one write in flight). Rows replaced by an edit meanwhile are not written, and remembered."""
+
+    def __init__(self, index: WorkspaceIndex, store: Store, key: str, stats: SyncStats) -> None:
+        self.index, self.store, self.key, self.stats = index, store, key, stats
+        self.skipped: set[str] = set()  # replaced by an edit meanwhile: their successors are pending
+        self._writer = ThreadPoolExecutor(1, "cc-vectors")
+        self._writing: Future[int] | None = None
+
+    def encode(self, rows: list[dict[str, Any]], texts: list[str]) -> None:
+        """Raises EmbeddingError (nothing of this batch is written) or a write's StoreError."""
+        vectors = _vectors(self.index, self.key, texts, self.stats)
+        self.settle()
+        self._writing = self._writer.submit(self._write, rows, vectors)
+
+    def _write(self, rows: list[dict[str, Any]], vectors: np.ndarray) -> int:
+        with self.index.write_lock:
+            count = self.store.set_vectors(rows, vectors)
+        if count < len(rows):
+            self.skipped.update(r["id"] for r in rows)
+        return count
+
+    def settle(self) -> None:
+        """Wait for the write in flight."""
+        writing, self._writing = self._writing, None
+        if writing is not None:
+            self.index.state.pending_chunks = max(0, self.index.state.pending_chunks - writing.result())
+
+    def close(self) -> None:
+        try:
+            self.settle()
+        finally:
+            self._writer.shutdown(wait=True)
+
+
+class _Feed:
+    """Vectors for the chunks a full sync inserts, encoded on a thread while later files are
+    still read, chunked and inserted, so that the model starts on the first files rather than
+    after the last (issue 14). Its rows were inserted pending first: a crash or a failure leaves
+    them to embed_pending, as before."""
+
+    def __init__(self, index: WorkspaceIndex, stats: SyncStats, cancelled: Cancelled) -> None:
+        self.index, self.cancelled = index, cancelled
+        self.stats = SyncStats()  # its own counters, added to the sync's when it finishes
+        self._sync_stats = stats
+        self._queue: queue.SimpleQueue[list[dict[str, Any]] | None] = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._run, name="cc-embed", daemon=True)
+        self._progress: Progress | None = None  # set once every file is read: the total is known then
+        self._fed = self._done = 0
+        self._error: BaseException | None = None
+        self._finished = False
+        self._stop = threading.Event()
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def put(self, rows: list[dict[str, Any]]) -> None:
+        """Queue rows for encoding, unless FEED_LIMIT rows wait already: those stay pending for
+        embed_pending, so that a large folder's chunks are not all held here at once."""
+        if rows and self._fed - self._done < FEED_LIMIT:
+            self._fed += len(rows)
+            self._queue.put([{k: v for k, v in r.items() if k != "dense"} for r in rows])
+
+    def finish(self, progress: Progress | None, stop: bool = False) -> None:
+        """No more rows: encode what is queued (unless cancelled), then add up, and raise the
+        StoreError that stopped the encoder. With ``stop`` (the sync failed or was interrupted)
+        it stops after the batch in hand and raises nothing. Once only; then it does nothing."""
+        if self._finished:
+            return
+        self._finished = True
+        self._progress = progress
+        if stop:
+            self._stop.set()
+        self._queue.put(None)
+        if self._thread.ident is not None:
+            self._thread.join()
+        stats, own = self._sync_stats, self.stats
+        stats.embedded += own.embedded
+        stats.cached += own.cached
+        if own.vectors_failed:
+            stats.error, stats.vectors_failed = own.error, True
+        if self._error is not None and not stop:
+            raise self._error
+
+    def _run(self) -> None:
+        index, store = self.index, self.index.store
+        key = index.vector_key
+        assert key is not None
+        writes = _VectorWrites(index, store, key, self.stats)
+        step = _embed_step(index)
+        by_tokens = index.embedder.provider == "local"  # as _batch_sizes cuts them
+        # The shortest texts waiting are encoded first: batches of like length pad little (the
+        # model ran 1.34x faster on the server's own texts sorted so, docs/BENCHMARKS.md), and
+        # the files phase outruns the model, so the heap soon holds up to FEED_LIMIT of them.
+        heap: list[tuple[int, int, str, dict[str, Any]]] = []
+        order = itertools.count()
+        more = True
+        try:
+            while (more or heap) and not self.cancelled() and not self._stop.is_set():
+                # A full batch while files are still read; whatever is left after the last one.
+                while more and (len(heap) < step or not self._queue.empty()):
+                    rows = self._queue.get()
+                    if rows is None:
+                        more = False
+                        break
+                    for r in rows:
+                        text = embed_text(r)
+                        heapq.heappush(heap, (len(text), next(order), text, r))
+                if not heap:
+                    continue
+                batch = [heapq.heappop(heap)]
+                while heap and (len(batch) < step if not by_tokens else
+                                (len(batch) + 1) * token_estimate(heap[0][2]) <= FORWARD_TOKENS):
+                    batch.append(heapq.heappop(heap))
+                writes.encode([b[3] for b in batch], [b[2] for b in batch])
+                self._done += len(batch)
+                if self._progress is not None:
+                    self._progress(self._done, self._fed, f"embedding {self._done}/{self._fed} chunks")
+        except EmbeddingError as exc:
+            self.stats.error = index.state.last_error = str(exc)
+            self.stats.vectors_failed = True
+            log.warning("embedding failed; %d chunks stay pending: %s", self._fed - self._done, exc)
+        except BaseException as exc:  # a store error: the sync reports it, the chunks stay pending
+            self._error = exc
+        finally:
+            try:
+                writes.close()
+            except BaseException as exc:
+                self._error = self._error or exc
 
 
 def embed_pending(index: WorkspaceIndex, stats: SyncStats, progress: Progress | None = None,
@@ -309,27 +482,11 @@ def embed_pending(index: WorkspaceIndex, stats: SyncStats, progress: Progress | 
         stats.vectors_failed = True
         return
     total = store.count_pending()
-    # A remote provider gets enough inputs per step to keep all its concurrent requests busy.
-    emb = index.settings.embedding
-    step = max(EMBED_BATCH, emb.batch_size * emb.concurrency) if emb.provider == "openai" else EMBED_BATCH
     done = 0
-    skipped: set[str] = set()  # replaced by an edit meanwhile: their successors are pending
-    # Vectors are written on this thread while the next batch is encoded (one write in flight).
-    writer = ThreadPoolExecutor(1, "cc-vectors")
-    writing: Future[int] | None = None
-
-    def written() -> int:
-        return writing.result() if writing is not None else 0
-
-    def write(rows: list[dict[str, Any]], vectors: np.ndarray) -> int:
-        with index.write_lock:
-            count = store.set_vectors(rows, vectors)
-        if count < len(rows):
-            skipped.update(r["id"] for r in rows)
-        return count
-
+    writes = _VectorWrites(index, store, key, stats)
     try:
-        while not cancelled():
+        while not cancelled() and total:
+            skipped = writes.skipped
             ids = [i for i in store.pending_ids(PENDING_PAGE + len(skipped)) if i not in skipped]
             if not ids:
                 break
@@ -339,29 +496,27 @@ def embed_pending(index: WorkspaceIndex, stats: SyncStats, progress: Progress | 
             # server's own texts sorted so than on pages in store order (docs/BENCHMARKS.md).
             texts = {r["id"]: embed_text(r) for r in rows}
             rows.sort(key=lambda r: len(texts[r["id"]]))
-            for start in range(0, len(rows), step):
+            start = 0
+            for size in _batch_sizes(index, [texts[r["id"]] for r in rows]):
                 if cancelled():
                     break
-                batch = rows[start:start + step]
+                batch = rows[start:start + size]
+                start += size
                 try:
-                    vectors = _vectors(index, key, [texts[r["id"]] for r in batch], stats)
+                    writes.encode(batch, [texts[r["id"]] for r in batch])
                 except EmbeddingError as exc:
                     stats.error = index.state.last_error = str(exc)
                     stats.vectors_failed = True
                     log.warning("embedding failed; %d chunks stay pending: %s", total - done, exc)
                     return
-                index.state.pending_chunks = max(0, index.state.pending_chunks - written())
-                writing = writer.submit(write, batch, vectors)
                 done += len(batch)
                 if progress:
                     progress(done, max(total, done), f"embedding {done}/{max(total, done)} chunks")
-            index.state.pending_chunks = max(0, index.state.pending_chunks - written())
-            writing = None
+            writes.settle()  # the next page's listing must not find this page's last batch
     finally:
         try:
-            index.state.pending_chunks = max(0, index.state.pending_chunks - written())
+            writes.close()
         finally:
-            writer.shutdown(wait=True)
             store.flush()
 
 

@@ -210,9 +210,12 @@ def test_perf_benchmark_smoke(tmp_path: Path) -> None:
 
     out = perf.main(["--sizes", "300:hash", "--edits", "2", "--rounds", "1", "--restarts", "1",
                      "--resyncs", "2", "--work", str(tmp_path / "work"), "--out", str(tmp_path / "perf.json"),
-                     "--plot", str(tmp_path / "plot.png")])
+                     "--plot", str(tmp_path / "plot.png"), "--during", "hash"])
     size = out["sizes"][0]
     server = size["server"]
+    during = size["during_indexing"]
+    assert during["chunks"] == server["chunks"] and 0 < server["first_vector_s"] <= server["index_s"]
+    assert during["search_ms"]["keyword"]["n"] >= 1 and during["index_cpu_s"] > 0
     assert 100 <= server["chunks"] <= 1000
     assert server["index_chunks_per_s"] > 0 and server["rss_peak_indexing_mib"] >= server["rss_rest_mib"] * 0.5
     assert all(not math.isnan(server["search_ms"][m]["p95"]) for m in perf.MODES)
@@ -226,6 +229,8 @@ def test_perf_benchmark_smoke(tmp_path: Path) -> None:
     table = report.perf_block(out)
     warm = f"{server['search_settled_ms']['hybrid']['p50']:.0f} / {server['search_settled_ms']['hybrid']['p95']:.0f}"
     assert f"| **search hybrid over stdio, warm, ms (p50 / p95)** | {warm} |" in table
+    kw = during["search_ms"]["keyword"]
+    assert f"| **search keyword during the first index, ms (p50 / p95)** | {kw['p50']:.0f} / {kw['p95']:.0f} |" in table
 
 
 def test_symbols_benchmark_smoke(tmp_path: Path) -> None:

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import os
 import shutil
+import sys
+import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -478,3 +482,115 @@ def test_edit_interrupted_between_store_and_snapshot_leaves_nothing_behind(
                 if "courier_3" in r.content or "drone_delivery_3" in r.content]
     assert any("bicycle_3" in r.content for r in search(index, "bicycle", limit=5, mode="keyword"))
     index.close()
+
+
+class WatchingEmbedder(CountingEmbedder):
+    """Counts, and notes how many files were indexed when each batch was asked for."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.index: WorkspaceIndex | None = None
+        self.files_done_at: list[int] = []
+
+    def embed_documents(self, texts: list[str]) -> np.ndarray:
+        assert self.index is not None
+        self.files_done_at.append(self.index.state.indexed_files)
+        return super().embed_documents(texts)
+
+
+def _many_files(root: Path, files: int) -> None:
+    for i in range(files):
+        (root / f"mod_{i}.py").write_text(_function(f"handle_{i}", f"step{i}") + "\n" + _function(f"check_{i}", f"verify{i}"))
+
+
+def test_vectors_are_computed_while_files_are_still_read(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The encoder starts on the first files' chunks, not after the last file (issue 14)."""
+    import lsp_server.sync as sync_mod
+
+    monkeypatch.setenv("CODE_CONTEXT_CACHE_DIR", str(tmp_path / "cache"))
+    root = tmp_path / "ws"
+    root.mkdir()
+    _many_files(root, 4 * sync_mod.FILE_BATCH)
+    read = sync_mod.read_and_chunk
+
+    def slow_read(*args, **kwargs):  # a files phase of seconds, as a large folder's is
+        time.sleep(0.01)
+        return read(*args, **kwargs)
+
+    monkeypatch.setattr(sync_mod, "read_and_chunk", slow_read)
+    embedder = WatchingEmbedder()
+    index = _open(root, embedder)
+    embedder.index = index
+    try:
+        stats = sync_workspace(index)
+        assert stats.error is None and stats.pending == 0 and stats.files == 4 * sync_mod.FILE_BATCH
+        assert min(embedder.files_done_at) < stats.files  # the first vectors came before the last file
+        assert stats.embedded == stats.chunks == index.store.count() == len(embedder.embedded)
+        assert len(set(embedder.embedded)) == len(embedder.embedded)  # no chunk embedded twice
+    finally:
+        index.close()
+
+
+def test_chunks_beyond_the_encoders_queue_are_embedded_once_afterwards(tmp_path: Path,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """Past FEED_LIMIT queued chunks the rest wait in the store, and embed_pending takes them."""
+    import lsp_server.sync as sync_mod
+
+    monkeypatch.setenv("CODE_CONTEXT_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setattr(sync_mod, "FEED_LIMIT", 10)
+    root = tmp_path / "ws"
+    root.mkdir()
+    _many_files(root, 2 * sync_mod.FILE_BATCH)
+    embedder = CountingEmbedder()
+    index = _open(root, embedder)
+    try:
+        stats = sync_workspace(index)
+        assert stats.error is None and stats.pending == 0 == index.store.count_pending()
+        assert stats.embedded == stats.chunks == index.store.count() == len(set(embedder.embedded))
+        assert len(embedder.embedded) == stats.chunks
+    finally:
+        index.close()
+
+
+class PriorityEmbedder(CountingEmbedder):
+    """Counts, and notes the niceness of the threads that embed."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.niceness: set[int] = set()
+
+    def embed_documents(self, texts: list[str]) -> np.ndarray:
+        self.niceness.add(os.getpriority(os.PRIO_PROCESS, threading.get_native_id()))
+        return super().embed_documents(texts)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="niceness is per thread on Linux only")
+def test_a_full_sync_embeds_below_the_priority_of_requests_and_edits(workspace: Path) -> None:
+    """The editor stays usable while a first index runs: its encoder yields the cores to searches."""
+    from lsp_server.host import SYNC_NICENESS, FolderHost
+
+    embedder = PriorityEmbedder()
+    host = FolderHost(_open(workspace, embedder))
+    try:
+        base = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+        future = host.start_sync()
+        assert future is not None
+        stats = future.result()
+        assert stats.embedded > 0 and embedder.niceness == {min(19, base + SYNC_NICENESS)}
+        edit = host.edit_lane.submit(lambda: os.getpriority(os.PRIO_PROCESS, threading.get_native_id())).result()
+        assert edit == base
+        results, _ = host.search(query_mod.make("load orders", 5, "hybrid"))
+        assert results  # answered on this thread, at normal priority
+    finally:
+        host.close()
+
+
+def test_forward_passes_hold_a_token_budget_not_a_count() -> None:
+    from lsp_server.embedding import FORWARD_TOKENS, forward_sizes, token_estimate
+
+    assert token_estimate("x" * 10_000) == 256 and token_estimate("") == 2
+    long, short = [256] * 100, [64] * 300
+    assert forward_sizes(long) == [64, 36]  # 64 x 256 tokens = FORWARD_TOKENS
+    assert forward_sizes(short + long)[0] == FORWARD_TOKENS // 64  # short texts: more of them a pass
+    assert sum(forward_sizes(short + long)) == 400 and forward_sizes([]) == []
+    assert forward_sizes([FORWARD_TOKENS * 2] * 3) == [1, 1, 1]  # never less than one text
