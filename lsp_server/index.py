@@ -20,7 +20,7 @@ from typing import Any
 
 import attrs
 
-from . import redaction
+from . import redaction, store_uri
 from . import store as store_mod
 from .chunking import DEFAULT_SIZES, ChunkSizes
 from .embedders import create_embedder
@@ -120,7 +120,7 @@ class WorkspaceIndex:
             if self._store is not None:
                 self._store.close()
                 if not self.settings.store.uri:
-                    store_mod.release_local(self.store_uri)
+                    store_uri.release_local(self.store_uri)
                 self._store = None
             self.files.close()
             self.cache.close()
@@ -250,7 +250,7 @@ class WorkspaceIndex:
     def _bind(self, store: Store, key: str) -> Store:
         started_over = self.files.bind_model(f"{key}|store:{self._fingerprint()}")
         if store.created and not started_over and self.files.count():
-            self._notice(f"the vector store at {store_mod.display_uri(self.store_uri)} held nothing for "
+            self._notice(f"the vector store at {store_uri.display_uri(self.store_uri)} held nothing for "
                          f"the {self.files.count()} files indexed before; they are indexed again")
             self.files.clear()
             self.symbols.clear()
@@ -301,7 +301,7 @@ class WorkspaceIndex:
                 raise  # a store the user configured is theirs to repair
             aside = self.dir / "milvus.db.damaged"
             self._notice(f"the vector store could not be opened ({exc}); it was moved to {aside} and is rebuilt")
-            store_mod.release_local(str(own))
+            store_uri.release_local(str(own))
             if aside.is_dir() and not aside.is_symlink():
                 shutil.rmtree(aside, ignore_errors=True)
             else:
@@ -346,7 +346,7 @@ class WorkspaceIndex:
                 root=self.root, state=self.state.state, files=self.state.files or self.files.count(),
                 indexed_files=self.files.count(done_only=True), symbols=len(self.symbols),
                 redactions=sum(n for n, _ in redacted.values()), redacted_files=len(redacted),
-                embedding=self.embedder.describe(), store_uri=store_mod.display_uri(self.store_uri),
+                embedding=self.embedder.describe(), store_uri=store_uri.display_uri(self.store_uri),
                 index_dir=self.dir, chunks=chunks, pending_chunks=pending, last_error=error)
 
     def clear(self) -> None:

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from lsp_server import store as store_mod
+from lsp_server import store_uri
 from lsp_server import sync as sync_mod
 from lsp_server.embedding import model_key
 from lsp_server.errors import EmbeddingError
@@ -181,7 +181,7 @@ def open_openai_index(root: Path, fake: FakeOpenAIServer) -> WorkspaceIndex:
 def close_index(index: WorkspaceIndex) -> None:
     uri = index.store_uri
     index.close()
-    store_mod.release_local(uri)  # so that the next open starts from the files on disk
+    store_uri.release_local(uri)  # so that the next open starts from the files on disk
 
 
 def test_openai_models_have_known_dimensions_without_a_request(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -21,8 +21,7 @@ from urllib.parse import unquote, urlparse
 
 import pytest
 
-from lsp_server import chunking
-from lsp_server import store as store_mod
+from lsp_server import chunking, store_uri
 from lsp_server.index import WorkspaceIndex, index_dir_for
 from lsp_server.search import search
 from lsp_server.settings import parse
@@ -56,7 +55,7 @@ def close_index(index: WorkspaceIndex) -> None:
     """Close and stop this process's Milvus Lite server of it, so another process may open it."""
     uri = index.store_uri
     index.close()
-    store_mod.release_local(uri)
+    store_uri.release_local(uri)
 
 
 def cli(cache: Path, *args: str, prefix: tuple[str, ...] = (), **env: str) -> subprocess.CompletedProcess[str]:
