@@ -363,6 +363,20 @@ class WorkspaceIndex:
                 self.symbols.clear()
                 self.state = IndexState()
 
+    def writable_store(self) -> Store:
+        """The store once Milvus is open. A store that answered from its saved ChunkIndex and
+        then found Milvus Lite unreadable is opened again here, which rebuilds it (with the
+        same notice as damage found at open)."""
+        store = self.store
+        store.wait_open()
+        if store.damaged is None:
+            return store
+        with self._store_lock:
+            if self._store is store:
+                self._store = None
+                store.close()
+        return self.store
+
     def checkpoint(self) -> None:
         """Save what lets the next open start fast (the store's in-memory chunk index)."""
         with self._store_lock:

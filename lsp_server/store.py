@@ -126,6 +126,7 @@ class Store:
         self._milvus: MilvusClient | None = None
         self._opened = threading.Event()
         self._open_error: StoreError | None = None
+        self.damaged: StoreError | None = None  # the open on a thread found the store unreadable
         local = is_local(uri)
         if local and self._on_disk(collection):
             saved = self._saved_memory()
@@ -181,14 +182,22 @@ class Store:
                              self.collection, len(self.memory), stored)
                     self.memory = self._read_memory()
                     self._clean = False
-        except StoreError as exc:
+        except StoreLocked as exc:
             log.warning("%s; until then, searches answer from the index as last saved", exc)
             self._open_error = exc
+        except StoreError as exc:  # damaged: the folder's index opens it again, and rebuilds it
+            log.warning("%s", exc)
+            self._open_error = self.damaged = exc
+            _dirty_mark(self._snapshot()).touch()  # the save no longer speaks for the store
         except Exception as exc:  # a bug: every later call says so rather than hanging
             log.exception("opening %s failed", display_uri(self.uri))
             self._open_error = StoreError(f"cannot open the vector store at {display_uri(self.uri)}: {exc}")
         finally:
             self._opened.set()
+
+    def wait_open(self) -> None:
+        """Until Milvus is open, or has failed to open."""
+        self._opened.wait()
 
     @contextlib.contextmanager
     def _writing(self) -> Iterator[None]:

@@ -244,7 +244,7 @@ def sync_workspace(index: WorkspaceIndex, progress: Progress | None = None, canc
         stats.files = len(report.files)
         stats.skipped.update(report.skipped)
         index.state.files = stats.files
-        index.store  # noqa: B018 - opens the store, binding the file table to the model before it is read
+        index.writable_store()  # opened (and bound to the file table) before the table is read
         # A provisional collection takes no vectors: embed_pending adopts its rows afterwards.
         feed = _Feed(index, stats, cancelled) if index.vector_key is not None else None
         known = index.files.all()
@@ -536,6 +536,7 @@ def _vectors(index: WorkspaceIndex, key: str, texts: list[str], stats: SyncStats
 
 def sync_paths(index: WorkspaceIndex, rel_paths: list[str], embed_now: bool = True) -> SyncStats:
     """Re-index a few files named by the editor or a watcher; deleted ones leave the index."""
+    index.writable_store()
     stats = SyncStats()
     started = time.perf_counter()
     parsed: list[_Parsed] = []
