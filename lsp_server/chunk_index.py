@@ -230,6 +230,21 @@ class ChunkIndex:
             new[:min(len(old), self._n)] = old[:self._n]
             setattr(self, name, new)
 
+    def fold(self) -> None:
+        """Fold the tail's postings into the base, building the new base outside the lock.
+
+        After a first index the tail can hold up to half the folder (a fold doubles the base),
+        and the first search after each save rebuilt it: 345 ms p50 from didSave to searchable
+        at 100,958 chunks. Called when a sync ends."""
+        with self._lock:
+            n, vocabulary, docs = self._n, len(self._vocabulary), self._docs
+            if n - self._base.end < _MIN_TAIL_FOLD:
+                return
+        base = _Postings(docs, 0, n, vocabulary)
+        with self._lock:
+            if self._docs is docs:  # not rebuilt meanwhile
+                self._base, self._tail = base, None
+
     def _fold_if_due(self) -> None:
         tail = self._n - self._base.end
         if tail >= max(_MIN_TAIL_FOLD, self._base.end):

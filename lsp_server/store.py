@@ -302,6 +302,7 @@ class Store:
         with self._lock:
             if self.memory is None or self._clean:
                 return
+            self.memory.fold()
             snapshot = self._snapshot()
             self.memory.save(snapshot)
             _dirty_mark(snapshot).unlink(missing_ok=True)

@@ -167,3 +167,15 @@ def test_chunks_without_vectors_are_pending_until_set() -> None:
     index.set_vectors(["c"], np.ones((1, DIM)))
     index.remove(ids=["a"])
     assert index.pending() == [] and index.pending_count() == 0
+
+
+def test_fold_moves_the_tail_into_the_base_and_keeps_the_answers(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(chunk_index, "_MIN_TAIL_FOLD", 4)
+    index = ChunkIndex(DIM)
+    index.add(row(str(i), f"w{i % 7} common") for i in range(8))  # folded: base of 8
+    index.add(row(str(i), f"w{i % 7} common") for i in range(8, 14))  # a tail of 6 (< base)
+    before = index.keyword("w3 common", 20)
+    assert index._base.end == 8
+    index.fold()
+    assert index._base.end == 14 and index._tail is None
+    assert dict(index.keyword("w3 common", 20)) == pytest.approx(dict(before))
