@@ -67,7 +67,8 @@ def collect(cache_dir: Path, provider: str, sizes: ChunkSizes, corpus_name: str 
     print(f"sync: {index.store.count()} chunks, embedded {stats.embedded}, cached {stats.cached}, "
           f"{time.perf_counter() - started:.0f} s", flush=True)
     data: dict[str, Any] = {"sets": {}}
-    for name, queries in (("doc", corpus.doc_queries), ("identifier", corpus.identifier_queries)):
+    for name, queries in (("doc", corpus.doc_queries), ("identifier", corpus.identifier_queries),
+                          ("name", corpus_mod.name_queries(corpus.identifier_queries))):
         rows = []
         for q in queries:
             dense, keyword = search_mod.retrieve(index, q.text, "hybrid", POOL)
@@ -139,7 +140,8 @@ def variants(candidates: int, names: Names) -> dict[str, Fuser]:
         return ranked([(h, h.score) for h in d[:c]])
 
     def engine(q, d, k):
-        return ranked(search_mod.fuse(d[:c], k[:c], symbol=names.scores(q.text, [*k[:c], *d[:c]])))
+        return ranked(search_mod.fuse(d[:c], k[:c], *search_mod.fusion_weights(q.text),
+                                      symbol=names.scores(q.text, [*k[:c], *d[:c]])))
 
     def rrf(q, d, k):
         return ranked(quality_rrf(d[:c], k[:c], k=100))
@@ -204,10 +206,10 @@ def main() -> None:
     else:
         data = collect(args.cache_dir, args.provider, chunk_sizes(args.variant), args.corpus)
         pickle_path.write_bytes(pickle.dumps(data))
-    print(f"{data['chunks']} chunks; doc {len(data['sets']['doc'])}, identifier {len(data['sets']['identifier'])}")
+    print(f"{data['chunks']} chunks; " + ", ".join(f"{k} {len(v)}" for k, v in data["sets"].items()))
     table = evaluate(data, variants(args.candidates, Names(args.cache_dir)))
     for name, row in table.items():
-        print(f"{name:40s} doc {row['doc']:.3f}  identifier {row['identifier']:.3f}")
+        print(f"{name:40s} " + "  ".join(f"{k} {v:.3f}" for k, v in row.items()))
 
 
 if __name__ == "__main__":
