@@ -23,7 +23,7 @@ from typing import Any
 
 from bench.common import MODES, QUERIES, copy_stdlib, machine, percentile, summary
 from bench.lsp_client import LspClient, cpu_seconds
-from lsp_server.embedding import Embedder, LocalEmbedder
+from lsp_server.embedding import Embedder
 from lsp_server.index import WorkspaceIndex
 from lsp_server.settings import parse
 from lsp_server.sync import embed_text, sync_workspace
@@ -46,20 +46,11 @@ def chunk_texts(index: WorkspaceIndex) -> list[str]:
     return [embed_text(r) for r in rows]
 
 
-# sentence-transformers' own default: forward passes of 32 texts.
-RAW_BATCH = 32
-
-
 def raw_throughput(embedder: Embedder, texts: list[str]) -> float:
-    """Seconds the bare model takes for texts in one call with sentence-transformers' defaults,
-    which sort them by length: the model's own speed on these texts, the pipeline's target
-    (issue 14). Another embedder is timed through its embed_documents."""
+    """Seconds the bare embedder takes for texts in one call, which sentence-transformers sorts
+    by length itself: the model's own speed on these texts, the pipeline's target (issue 14)."""
     started = time.perf_counter()
-    if isinstance(embedder, LocalEmbedder):
-        embedder.load().encode(texts, batch_size=RAW_BATCH, normalize_embeddings=True, convert_to_numpy=True,
-                               show_progress_bar=False)
-    else:
-        embedder.embed_documents(texts)
+    embedder.embed_documents(texts)
     return time.perf_counter() - started
 
 

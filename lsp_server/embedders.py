@@ -12,7 +12,7 @@ from .settings import EmbeddingSettings
 
 def create_embedder(settings: EmbeddingSettings) -> Embedder:
     if settings.provider == "local":
-        return LocalEmbedder(settings.model)  # batches by tokens (FORWARD_TOKENS), not batch_size
+        return LocalEmbedder(settings.model, settings.batch_size)
     if settings.provider == "hash":
         return HashEmbedder(settings.dimensions or 256)
     if settings.provider == "openai":

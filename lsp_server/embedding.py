@@ -27,34 +27,6 @@ log = logging.getLogger(__name__)
 
 # Known without loading the model, so a store can be opened and keyword-indexed at once.
 KNOWN_DIMENSIONS = {DEFAULT_LOCAL_MODEL: 384, f"sentence-transformers/{DEFAULT_LOCAL_MODEL}": 384}
-# Tokens per forward pass of the local model, padding included, rather than a count of texts:
-# 64 texts at the model's 256-token limit, more when they are short. On the server's own
-# texts (997 chunks of stdlib code, 167 tokens on average, sorted by length), CPU time fell
-# 9-10 % against forward passes of 32 texts (docs/BENCHMARKS.md, issue 14 levers).
-FORWARD_TOKENS = 16_384
-# Source code runs about 3.4 characters per token in this model's vocabulary; 3 errs long.
-CHARS_PER_TOKEN = 3
-MAX_TOKENS = 256  # all-MiniLM-L6-v2 truncates there; another model says its own when it loads
-
-
-def token_estimate(text: str, limit: int = MAX_TOKENS) -> int:
-    """Tokens the model will read of text, without tokenizing it."""
-    return min(limit, len(text) // CHARS_PER_TOKEN + 2)
-
-
-def forward_sizes(lengths: list[int], budget: int = FORWARD_TOKENS) -> list[int]:
-    """Split token counts sorted ascending into runs of at most ``budget`` tokens padded to the
-    longest of each run (never less than one text a run)."""
-    sizes: list[int] = []
-    count = 0
-    for n in lengths:
-        if count and (count + 1) * n > budget:
-            sizes.append(count)
-            count = 0
-        count += 1
-    if count:
-        sizes.append(count)
-    return sizes
 
 
 @attrs.frozen
@@ -117,8 +89,9 @@ class LocalEmbedder:
 
     provider = "local"
 
-    def __init__(self, model: str | None = None) -> None:
+    def __init__(self, model: str | None = None, batch_size: int = 32) -> None:
         self.model = model or DEFAULT_LOCAL_MODEL
+        self.batch_size = batch_size
         self._model = None
         self._lock = threading.Lock()
 
@@ -175,20 +148,12 @@ class LocalEmbedder:
             threading.Thread(target=load_quietly, name="cc-model-load", daemon=True).start()
 
     def embed_documents(self, texts: list[str]) -> np.ndarray:
-        """Sorted by length, then one forward pass per FORWARD_TOKENS tokens."""
         if not texts:
             return np.zeros((0, self.dimension), dtype=np.float32)
         model = self.load()
-        limit = int(model.max_seq_length or MAX_TOKENS)
-        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
-        out = np.empty((len(texts), self.dimension), dtype=np.float32)
-        start = 0
-        for size in forward_sizes([token_estimate(texts[i], limit) for i in order]):
-            part = order[start:start + size]
-            out[part] = model.encode([texts[i] for i in part], batch_size=size, normalize_embeddings=True,
-                                     convert_to_numpy=True, show_progress_bar=False)
-            start += size
-        return out
+        vectors = model.encode(texts, batch_size=self.batch_size, normalize_embeddings=True,
+                               convert_to_numpy=True, show_progress_bar=False)
+        return np.asarray(vectors, dtype=np.float32)
 
     def embed_query(self, text: str) -> np.ndarray:
         return self.embed_documents([text])[0]

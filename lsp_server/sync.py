@@ -26,7 +26,6 @@ import attrs
 import numpy as np
 
 from . import chunking, redaction, scanning, symbols, tokens
-from .embedding import FORWARD_TOKENS, forward_sizes, token_estimate
 from .errors import EmbeddingError, StoreError
 from .languages import sniff_language
 from .store import Deletion, Store
@@ -327,15 +326,6 @@ def _embed_step(index: WorkspaceIndex) -> int:
     return max(EMBED_BATCH, emb.batch_size * emb.concurrency) if emb.provider == "openai" else EMBED_BATCH
 
 
-def _batch_sizes(index: WorkspaceIndex, texts: list[str]) -> list[int]:
-    """Texts sorted by length, cut into encode calls: the local model gets one forward pass's
-    worth of tokens a call (embedding.FORWARD_TOKENS), any other embedder _embed_step texts."""
-    if index.embedder.provider == "local":
-        return forward_sizes([token_estimate(t) for t in texts])
-    step = _embed_step(index)
-    return [min(step, len(texts) - start) for start in range(0, len(texts), step)]
-
-
 class _VectorWrites:
     """Encodes batches and writes their vectors on a thread while the next batch is encoded
     (one write in flight). Rows replaced by an edit meanwhile are not written, and remembered."""
@@ -427,7 +417,6 @@ class _Feed:
         assert key is not None
         writes = _VectorWrites(index, store, key, self.stats)
         step = _embed_step(index)
-        by_tokens = index.embedder.provider == "local"  # as _batch_sizes cuts them
         # The shortest texts waiting are encoded first: batches of like length pad little (the
         # model ran 1.34x faster on the server's own texts sorted so, docs/BENCHMARKS.md), and
         # the files phase outruns the model, so the heap soon holds up to FEED_LIMIT of them.
@@ -445,12 +434,9 @@ class _Feed:
                     for r in rows:
                         text = embed_text(r)
                         heapq.heappush(heap, (len(text), next(order), text, r))
-                if not heap:
+                batch = [heapq.heappop(heap) for _ in range(min(step, len(heap)))]
+                if not batch:
                     continue
-                batch = [heapq.heappop(heap)]
-                while heap and (len(batch) < step if not by_tokens else
-                                (len(batch) + 1) * token_estimate(heap[0][2]) <= FORWARD_TOKENS):
-                    batch.append(heapq.heappop(heap))
                 writes.encode([b[3] for b in batch], [b[2] for b in batch])
                 self._done += len(batch)
                 if self._progress is not None:
@@ -482,6 +468,7 @@ def embed_pending(index: WorkspaceIndex, stats: SyncStats, progress: Progress | 
         stats.vectors_failed = True
         return
     total = store.count_pending()
+    step = _embed_step(index)
     done = 0
     writes = _VectorWrites(index, store, key, stats)
     try:
@@ -496,12 +483,10 @@ def embed_pending(index: WorkspaceIndex, stats: SyncStats, progress: Progress | 
             # server's own texts sorted so than on pages in store order (docs/BENCHMARKS.md).
             texts = {r["id"]: embed_text(r) for r in rows}
             rows.sort(key=lambda r: len(texts[r["id"]]))
-            start = 0
-            for size in _batch_sizes(index, [texts[r["id"]] for r in rows]):
+            for start in range(0, len(rows), step):
                 if cancelled():
                     break
-                batch = rows[start:start + size]
-                start += size
+                batch = rows[start:start + step]
                 try:
                     writes.encode(batch, [texts[r["id"]] for r in batch])
                 except EmbeddingError as exc:

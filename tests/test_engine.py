@@ -583,14 +583,3 @@ def test_a_full_sync_embeds_below_the_priority_of_requests_and_edits(workspace: 
         assert results  # answered on this thread, at normal priority
     finally:
         host.close()
-
-
-def test_forward_passes_hold_a_token_budget_not_a_count() -> None:
-    from lsp_server.embedding import FORWARD_TOKENS, forward_sizes, token_estimate
-
-    assert token_estimate("x" * 10_000) == 256 and token_estimate("") == 2
-    long, short = [256] * 100, [64] * 300
-    assert forward_sizes(long) == [64, 36]  # 64 x 256 tokens = FORWARD_TOKENS
-    assert forward_sizes(short + long)[0] == FORWARD_TOKENS // 64  # short texts: more of them a pass
-    assert sum(forward_sizes(short + long)) == 400 and forward_sizes([]) == []
-    assert forward_sizes([FORWARD_TOKENS * 2] * 3) == [1, 1, 1]  # never less than one text
