@@ -176,12 +176,7 @@ class Store:
                     self.memory.clear()
                     self._clean = False
                     return
-                stored = self.count()
-                if stored != len(self.memory):
-                    log.info("%s: the saved chunk index holds %d chunks, the store %d; reading the store",
-                             self.collection, len(self.memory), stored)
-                    self.memory = self._read_memory()
-                    self._clean = False
+                self.memory = self._load_memory(self.memory)  # the same count check as a synchronous open
         except StoreLocked as exc:
             log.warning("%s; until then, searches answer from the index as last saved", exc)
             self._open_error = exc
