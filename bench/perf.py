@@ -224,7 +224,7 @@ def inprocess_phase(root: Path, provider: str, cache: Path, resyncs: int, rounds
         matrix = np.stack([v for v in vectors if v is not None]).astype(np.float32)
         c = max(10 * search_mod.OVERSAMPLE, search_mod.MIN_CANDIDATES)
         parts: dict[str, list[float]] = {k: [] for k in (
-            "embed_query", "dense_search", "keyword_search", "symbol_scores", "fuse_merge", "brute_force",
+            "embed_query", "dense_search", "keyword_search", "definition_scores", "fuse_merge", "brute_force",
             "search_keyword", "search_semantic", "search_hybrid")}
         index.embedder.embed_query("warm up")
         for _ in range(rounds):
@@ -239,10 +239,10 @@ def inprocess_phase(root: Path, provider: str, cache: Path, resyncs: int, rounds
                 keyword = index.store.keyword_search(" ".join(tokens.query_terms(q)), c)
                 parts["keyword_search"].append(time.perf_counter() - t)
                 t = time.perf_counter()
-                names = search_mod.symbol_scores(index, q, [*keyword, *dense])
-                parts["symbol_scores"].append(time.perf_counter() - t)
+                names, signature = search_mod.definition_scores(index, q, v, [*keyword, *dense])
+                parts["definition_scores"].append(time.perf_counter() - t)
                 t = time.perf_counter()
-                fused = search_mod.fuse(dense, keyword, symbol=names)
+                fused = search_mod.fuse(dense, keyword, symbol=names, signature=signature)
                 search_mod.shown(index, fused, 10)
                 parts["fuse_merge"].append(time.perf_counter() - t)
                 t = time.perf_counter()

@@ -71,8 +71,10 @@ def collect(cache_dir: Path, provider: str, sizes: ChunkSizes, corpus_name: str 
                           ("name", corpus_mod.name_queries(corpus.identifier_queries))):
         rows = []
         for q in queries:
-            dense, keyword = search_mod.retrieve(index, q.text, "hybrid", POOL)
-            rows.append((q, dense, keyword))
+            dense, keyword, vector = search_mod.retrieve(index, q.text, "hybrid", POOL)
+            # The signature signal needs the model and the cache: computed here, once per query.
+            _, signature = search_mod.definition_scores(index, q.text, vector, [*keyword, *dense])
+            rows.append((q, dense, keyword, signature))
         data["sets"][name] = rows
     data["chunks"] = index.store.count()
     index.close()
@@ -89,7 +91,7 @@ def ranked(pairs: list[tuple[Hit, float]]) -> list[Res]:
     return out
 
 
-Fuser = Callable[[Query, list[Hit], list[Hit]], list[Res]]
+Fuser = Callable[[Query, list[Hit], list[Hit], dict[str, float]], list[Res]]
 
 
 def file_decay(pairs: list[tuple[Hit, float]], decay: float) -> list[tuple[Hit, float]]:
@@ -105,7 +107,7 @@ def file_decay(pairs: list[tuple[Hit, float]], decay: float) -> list[tuple[Hit, 
 
 class Names:
     """Names defined in a hit's lines, from the symbol index the sync wrote (same corpus for
-    every variant), so search.symbol_scores can be replayed offline."""
+    every variant), so the name signal of search.definition_scores can be replayed offline."""
 
     def __init__(self, cache_dir: Path) -> None:
         from lsp_server.symbol_index import SymbolIndex
@@ -133,32 +135,38 @@ class Names:
 def variants(candidates: int, names: Names) -> dict[str, Fuser]:
     c = candidates
 
-    def keyword(q, d, k):
+    def keyword(q, d, k, g):
         return ranked([(h, h.score) for h in k[:c]])
 
-    def semantic(q, d, k):
+    def semantic(q, d, k, g):
         return ranked([(h, h.score) for h in d[:c]])
 
-    def engine(q, d, k):
+    def engine(q, d, k, g):
         return ranked(search_mod.fuse(d[:c], k[:c], *search_mod.fusion_weights(q.text),
-                                      symbol=names.scores(q.text, [*k[:c], *d[:c]])))
+                                      symbol=names.scores(q.text, [*k[:c], *d[:c]]), signature=g))
 
-    def rrf(q, d, k):
+    def rrf(q, d, k, g):
         return ranked(quality_rrf(d[:c], k[:c], k=100))
 
     out: dict[str, Fuser] = {"keyword": keyword, "semantic": semantic, "hybrid(engine)": engine, "rrf": rrf}
+    for sw in (0.0, 0.5, 0.8, 1.2, 1.5):  # issue 16: the signature signal's weight
+        def signed(q, d, k, g, sw=sw):
+            return ranked(search_mod.fuse(d[:c], k[:c], *search_mod.fusion_weights(q.text),
+                                          symbol=names.scores(q.text, [*k[:c], *d[:c]]), signature=g,
+                                          signature_weight=sw))
+        out[f"hybrid(engine), signature weight {sw}"] = signed
     for decay in (0.5, 0.7, 0.85, 0.95):
-        def decayed(q, d, k, decay=decay):
+        def decayed(q, d, k, g, decay=decay):
             fused = search_mod.fuse(d[:c], k[:c], symbol=names.scores(q.text, [*k[:c], *d[:c]]))
             return ranked(file_decay(fused, decay))
         out[f"hybrid(engine) + file decay {decay}"] = decayed
     for boost in (1.05, 1.1, 1.2):
-        def definitions_first(q, d, k, boost=boost):
+        def definitions_first(q, d, k, g, boost=boost):
             fused = search_mod.fuse(d[:c], k[:c], symbol=names.scores(q.text, [*k[:c], *d[:c]]))
             rescored = [(h, score * (boost if h.kind else 1.0)) for h, score in fused]
             return ranked(sorted(rescored, key=lambda p: p[1], reverse=True))
         out[f"hybrid(engine) + definitions x{boost}"] = definitions_first
-    def before_16(q, d, k):
+    def before_16(q, d, k, g):
         sym = names.scores(q.text, [*k[:c], *d[:c]], contained_weight=0.0)
         return ranked(search_mod.fuse(d[:c], k[:c], 0.5, 0.5, symbol=sym, symbol_weight=0.5))
 
@@ -166,13 +174,13 @@ def variants(candidates: int, names: Names) -> dict[str, Fuser]:
     for cw in (0.0, 0.4):  # issue 16: name signal weight x keyword weight x containment
         for sw in (1.0, 1.5, 2.0):
             for kw in (0.1, 0.3, 0.5):
-                def named(q, d, k, cw=cw, sw=sw, kw=kw):
+                def named(q, d, k, g, cw=cw, sw=sw, kw=kw):
                     sym = names.scores(q.text, [*k[:c], *d[:c]], contained_weight=cw)
                     return ranked(search_mod.fuse(d[:c], k[:c], 0.5, kw, symbol=sym, symbol_weight=sw))
                 out[f"dense=0.5 keyword={kw} symbol={sw} contained={cw}"] = named
     for sw in (0.0, 0.3, 0.5, 0.8):
         for w in (0.4, 0.5, 0.6):
-            def f(q, d, k, w=w, sw=sw):  # row 8's grid: Dice only
+            def f(q, d, k, g, w=w, sw=sw):  # row 8's grid: Dice only
                 sym = names.scores(q.text, [*k[:c], *d[:c]], contained_weight=0.0) if sw else None
                 return ranked(search_mod.fuse(d[:c], k[:c], w, 1 - w, symbol=sym, symbol_weight=sw))
             out[f"dense={w} keyword={1 - w:.1f} symbol={sw}"] = f
@@ -184,7 +192,7 @@ def evaluate(data: dict[str, Any], fusers: dict[str, Fuser]) -> dict[str, dict[s
     for name, fuse in fusers.items():
         table[name] = {}
         for set_name, rows in data["sets"].items():
-            ranks = [first_hit_rank(fuse(q, d, k), q) for q, d, k in rows]
+            ranks = [first_hit_rank(fuse(q, d, k, g), q) for q, d, k, g in rows]
             table[name][set_name] = metrics(ranks)["mrr@10"]
     return table
 

@@ -1,9 +1,10 @@
 """Answer a query from a folder's index: keyword (BM25), semantic (dense) or hybrid.
 
-Hybrid fuses three signals with weights rather than reciprocal ranks: the dense score
-(min-max normalised), the BM25 score (divided by the best), and how well the names defined
-in a chunk match the query's words (Dice overlap of identifier parts plus how much of a
-name the query contains, from the symbol index). docs/BENCHMARKS.md has the measurements
+Hybrid fuses four signals with weights rather than reciprocal ranks: the dense score
+(min-max normalised), the BM25 score (divided by the best), how well the names defined in a
+chunk match the query's words (Dice overlap of identifier parts plus how much of a name the
+query contains, from the symbol index), and how close the query is to the signatures of
+those definitions by meaning (signatures.py). docs/BENCHMARKS.md has the measurements
 behind the weights. Results from the same file whose lines overlap are merged into one.
 """
 
@@ -14,10 +15,13 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING
 
-from . import tokens
+import numpy as np
+
+from . import signatures, tokens
 from .errors import EmbeddingError, InvalidInput
 from .query import Query, Result, make
 from .store import EVERYWHERE, Hit, Where
+from .symbols import Symbol
 
 if TYPE_CHECKING:
     from .index import WorkspaceIndex
@@ -36,6 +40,11 @@ SYMBOL_WEIGHT = 1.5
 # (issue 16: names typed as such, stdlib 0.964 -> 0.972 MRR@10, rxjs 0.928 -> 0.930).
 IDENTIFIER_DENSE_WEIGHT = 0.3
 IDENTIFIER_KEYWORD_WEIGHT = 0.5
+# Weight of the best cosine between the query and a signature defined in the chunk
+# (issue 16: stdlib doc queries 0.487 -> 0.507 MRR@10, rxjs 0.352 -> 0.390; identifiers
+# 0.950 -> 0.951 and 0.923 -> 0.930). A raw cosine, not normalised: min-max over the
+# candidates did no better on stdlib and worse on rxjs.
+SIGNATURE_WEIGHT = 1.0
 # Share of name_match given to containment, next to Dice: a sentence holds all of a short
 # name's words ("Return the parsed metadata" -> metadata) but Dice divides by its length.
 CONTAINED_WEIGHT = 0.4
@@ -72,15 +81,18 @@ def _normalise(hits: list[Hit], min_max: bool) -> dict[str, float]:
 
 def fuse(dense: list[Hit], keyword: list[Hit], dense_weight: float = DENSE_WEIGHT,
          keyword_weight: float = KEYWORD_WEIGHT, symbol: dict[str, float] | None = None,
-         symbol_weight: float = SYMBOL_WEIGHT) -> list[tuple[Hit, float]]:
+         symbol_weight: float = SYMBOL_WEIGHT, signature: dict[str, float] | None = None,
+         signature_weight: float = SIGNATURE_WEIGHT) -> list[tuple[Hit, float]]:
     """Weighted sum of per-list normalised scores; a hit missing from a list scores 0 there.
-    ``symbol`` holds name_match scores by hit id (see symbol_scores)."""
+    ``symbol`` and ``signature`` hold name_match scores and signature cosines by hit id (see
+    definition_scores)."""
     d = _normalise(dense, min_max=True)
     k = _normalise(keyword, min_max=False)
     s = symbol or {}
+    g = signature or {}
     by_id = {h.id: h for h in [*keyword, *dense]}
     fused = [(by_id[i], dense_weight * d.get(i, 0.0) + keyword_weight * k.get(i, 0.0)
-              + symbol_weight * s.get(i, 0.0)) for i in by_id]
+              + symbol_weight * s.get(i, 0.0) + signature_weight * g.get(i, 0.0)) for i in by_id]
     fused.sort(key=lambda pair: pair[1], reverse=True)
     return fused
 
@@ -146,44 +158,58 @@ def _joined_words(part: str, words: frozenset[str]) -> list[str] | None:
     return found if found is not None and len(found) > 1 else None
 
 
-def symbol_scores(index: WorkspaceIndex, query: str, hits: Sequence[Hit]) -> dict[str, float]:
+def definition_scores(index: WorkspaceIndex, query: str, vector: np.ndarray | None,
+                      hits: Sequence[Hit]) -> tuple[dict[str, float], dict[str, float]]:
     """Per hit, the best name_match among the names defined in its lines (functions, classes,
-    methods...), from the folder's symbol index; the chunk's own symbol where that has none."""
+    methods...; the chunk's own symbol where the symbol index has none), and the best cosine
+    between the query's vector and those definitions' signatures (none without a vector)."""
     words = query_words(query)
-    if not words:
-        return {}
-    starts: dict[str, list[tuple[int, str]]] = {}
-    scores: dict[str, float] = {}
-    for h in hits:
-        if h.path not in starts:
-            starts[h.path] = [(sym.range[0] + 1, sym.name) for sym in index.symbols.symbols_in(h.path)]
-        names = [n for line, n in starts[h.path] if h.start_line <= line <= h.end_line]
-        if not names and h.symbol:
-            names = [h.symbol.rsplit(".", 1)[-1]]
-        best = max((name_match(words, n) for n in names), default=0.0)
+    unique = list({h.id: h for h in hits}.values())
+    if vector is not None:  # the definitions' first lines are read from the chunks' text
+        unique = index.store.with_content(unique)
+    defined: dict[str, list[Symbol]] = {}
+    names: dict[str, float] = {}
+    texts: dict[str, list[str]] = {}
+    for h in unique:
+        if h.path not in defined:
+            defined[h.path] = index.symbols.symbols_in(h.path)
+        here = [sym.name for sym in defined[h.path] if h.start_line <= sym.range[0] + 1 <= h.end_line]
+        if not here and h.symbol:
+            here = [h.symbol.rsplit(".", 1)[-1]]
+        best = max((name_match(words, n) for n in here), default=0.0) if words else 0.0
         if best > 0:
-            scores[h.id] = best
-    return scores
+            names[h.id] = best
+        if vector is not None:
+            texts[h.id] = signatures.of_chunk(h.content, h.start_line, h.end_line, h.symbol, defined[h.path])
+    key = index.vector_key
+    if not texts or key is None:
+        return names, {}
+    found = signatures.vectors(index.cache, index.embedder, key, [t for ts in texts.values() for t in ts])
+    cosine = {t: float(v @ vector) for t, v in found.items()}
+    return names, {i: max(cosine[t] for t in ts if t in cosine) for i, ts in texts.items()
+                   if any(t in cosine for t in ts)}
 
 
 def retrieve(index: WorkspaceIndex, query: str, mode: str, candidates: int,
-             where: Where = EVERYWHERE) -> tuple[list[Hit], list[Hit]]:
-    """The dense and keyword candidate lists for a query (one is empty unless hybrid)."""
+             where: Where = EVERYWHERE) -> tuple[list[Hit], list[Hit], np.ndarray | None]:
+    """The dense and keyword candidate lists for a query (one is empty unless hybrid), and the
+    query's vector (None when it was not embedded)."""
     terms = " ".join(tokens.query_terms(query))
     if mode == "keyword":
-        return [], index.store.keyword_search(terms, candidates, where)
+        return [], index.store.keyword_search(terms, candidates, where), None
     if index.vector_key is None:  # no vectors yet: words answer hybrid, semantic says why it cannot
         if mode == "semantic":
             raise no_vectors(index)
-        return [], index.store.keyword_search(terms, candidates, where)
+        return [], index.store.keyword_search(terms, candidates, where), None
     if mode == "semantic":
-        return index.store.dense_search(index.embedder.embed_query(query), candidates, where), []
+        vector = index.embedder.embed_query(query)
+        return index.store.dense_search(vector, candidates, where), [], vector
     keyword = _KEYWORD_LANE.submit(index.store.keyword_search, terms, candidates, where)
     try:
-        dense = index.store.dense_search(index.embedder.embed_query(query), candidates, where)
-    except EmbeddingError:
-        dense = []  # the provider is down: keyword results still answer a hybrid query
-    return dense, keyword.result()
+        asked = index.embedder.embed_query(query)
+    except EmbeddingError:  # the provider is down: keyword results still answer a hybrid query
+        return [], keyword.result(), None
+    return index.store.dense_search(asked, candidates, where), keyword.result(), asked
 
 
 def no_vectors(index: WorkspaceIndex) -> EmbeddingError:
@@ -207,14 +233,14 @@ def answer(index: WorkspaceIndex, q: Query) -> list[Result]:
     if where is None:
         return []
     candidates = max(q.limit * OVERSAMPLE, MIN_CANDIDATES)
-    dense, keyword = retrieve(index, q.text, q.mode, candidates, where)
+    dense, keyword, vector = retrieve(index, q.text, q.mode, candidates, where)
     if q.mode == "keyword":
         ranked = [(h, h.score) for h in keyword]
     elif q.mode == "semantic":
         ranked = [(h, h.score) for h in dense]
     else:
-        ranked = fuse(dense, keyword, *fusion_weights(q.text),
-                      symbol=symbol_scores(index, q.text, [*keyword, *dense]))
+        names, signature = definition_scores(index, q.text, vector, [*keyword, *dense])
+        ranked = fuse(dense, keyword, *fusion_weights(q.text), symbol=names, signature=signature)
     return shown(index, ranked, q.limit)
 
 

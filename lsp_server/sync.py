@@ -18,14 +18,14 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
 import attrs
 import numpy as np
 
-from . import chunking, redaction, scanning, symbols, tokens
+from . import chunking, redaction, scanning, signatures, symbols, tokens
 from .errors import EmbeddingError, StoreError
 from .languages import sniff_language
 from .store import Deletion, Store
@@ -286,7 +286,7 @@ def sync_workspace(index: WorkspaceIndex, progress: Progress | None = None, canc
             remove_files(index, gone)
             waiting = write_files(index, parsed, embed_now=False, stats=stats)
             if feed is not None:
-                feed.put(waiting)
+                feed.put(waiting, [t for p in parsed for t in signatures.of_file(p.chunks, p.symbols)])
             stats.changed_files += len(parsed)
             done += len(batch)
             index.state.indexed_files = done
@@ -379,13 +379,16 @@ class _Feed:
         self._error: BaseException | None = None
         self._finished = False
         self._stop = threading.Event()
+        self._signatures: dict[str, None] = {}
 
     def start(self) -> None:
         self._thread.start()
 
-    def put(self, rows: list[dict[str, Any]]) -> None:
+    def put(self, rows: list[dict[str, Any]], signature_texts: Sequence[str] = ()) -> None:
         """Queue rows for encoding, unless FEED_LIMIT rows wait already: those stay pending for
-        embed_pending, so that a large folder's chunks are not all held here at once."""
+        embed_pending, so that a large folder's chunks are not all held here at once. The
+        files' signature texts (signatures.py) are embedded into the cache after the chunks."""
+        self._signatures.update(dict.fromkeys(signature_texts))
         if rows and self._fed - self._done < FEED_LIMIT:
             self._fed += len(rows)
             self._queue.put([{k: v for k, v in r.items() if k != "dense"} for r in rows])
@@ -441,6 +444,11 @@ class _Feed:
                 self._done += len(batch)
                 if self._progress is not None:
                     self._progress(self._done, self._fed, f"embedding {self._done}/{self._fed} chunks")
+            texts = list(self._signatures)
+            for start in range(0, len(texts), step):
+                if self.cancelled() or self._stop.is_set():
+                    break
+                signatures.vectors(index.cache, index.embedder, key, texts[start:start + step])
         except EmbeddingError as exc:
             self.stats.error = index.state.last_error = str(exc)
             self.stats.vectors_failed = True
@@ -549,6 +557,9 @@ def sync_paths(index: WorkspaceIndex, rel_paths: list[str], embed_now: bool = Tr
     added = len([p for p in parsed if index.files.get(p.path) is None])
     remove_files(index, removed)
     write_files(index, parsed, embed_now=embed_now, stats=stats)
+    if embed_now and index.vector_key is not None and not stats.error:
+        signatures.vectors(index.cache, index.embedder, index.vector_key,
+                           [t for p in parsed for t in signatures.of_file(p.chunks, p.symbols)])
     if index.state.files:  # files selected for indexing, as status reports them
         index.state.files += added - len(removed)
     stats.changed_files = len(parsed)

@@ -13,11 +13,13 @@ import numpy as np
 import pytest
 
 from bench.quality import rrf
+from lsp_server import chunking, signatures, symbols
 from lsp_server import query as query_mod
 from lsp_server.embedding import HashEmbedder
 from lsp_server.errors import EmbeddingError, InvalidInput, StoreError
 from lsp_server.index import WorkspaceIndex
 from lsp_server.search import (
+    definition_scores,
     fuse,
     fusion_weights,
     identifier_shaped,
@@ -36,17 +38,20 @@ FIXTURE = Path(__file__).parent / "fixtures" / "workspace"
 
 
 class CountingEmbedder(HashEmbedder):
-    """The hash embedder, counting what it is asked to embed."""
+    """The hash embedder, counting what it is asked to embed: chunk texts (a header line, then
+    the code) in ``embedded``, one-line signature texts (signatures.py) in ``signatures``."""
 
     def __init__(self) -> None:
         super().__init__(256)
         self.embedded: list[str] = []
+        self.signatures: list[str] = []
         self.fail: EmbeddingError | None = None
 
     def embed_documents(self, texts: list[str]) -> np.ndarray:
         if self.fail:
             raise self.fail
-        self.embedded.extend(texts)
+        self.embedded.extend(t for t in texts if "\n" in t)
+        self.signatures.extend(t for t in texts if "\n" not in t)
         return super().embed_documents(texts)
 
 
@@ -405,6 +410,74 @@ def test_hybrid_search_puts_the_definition_named_by_a_sentence_first(workspace: 
     sync_workspace(index)
     results = search(index, "Return the parsed metadata for this distribution.", limit=5)
     assert results[0].symbol == "parsed_metadata"
+    index.close()
+
+
+def test_signature_text_is_the_owner_and_the_definition_line_in_words() -> None:
+    line = "    def get_content_charset(self, failobj=None):"
+    assert signatures.text("get_content_charset", "email.message.Message", line) == \
+        "message get content charset failobj none"
+    assert signatures.text("toPromise", None, "export function toPromise<T>(source: Observable<T>): Promise<T> {") \
+        == "to promise t source observable t promise t"
+    assert signatures.text("handle", None) == "handle", "no line: the name's words"
+
+
+def test_signatures_of_a_file_are_those_searches_ask_of_its_chunks() -> None:
+    """The texts a sync embeds (of_file) are the texts a search looks up (of_chunk): a long
+    function's continuation chunk takes its definition's name, a chunk of two functions both."""
+    source = "class Jar:\n" + _function("add_cookie", "cookie").replace("\n", "\n    ").replace("def ", "    def ", 1)
+    source += "\n" + "".join(f"    def helper_{i}(self):\n        return {i}\n" for i in range(3))
+    tree = chunking.parse("python", source.encode())
+    chunks = chunking.chunk("jar.py", source, "python", tree, chunking.ChunkSizes(max_chars=200, small_def_chars=50))
+    defined = symbols.extract(tree, source.encode(), "python")
+    assert len(chunks) >= 3
+    per_chunk = [signatures.of_chunk(c.content, c.start_line, c.end_line, c.symbol, defined) for c in chunks]
+    assert signatures.of_file(chunks, defined) == list(dict.fromkeys(t for ts in per_chunk for t in ts))
+    assert "jar add cookie records options none" in per_chunk[0] + per_chunk[1]
+    assert any(ts == ["jar add cookie"] for ts in per_chunk), "a continuation chunk: its definition's name"
+    assert any(len(ts) >= 2 for ts in per_chunk), "small methods glued into one chunk: each one's signature"
+
+
+def test_a_signature_close_to_the_query_decides_between_two_chunks_of_one_file() -> None:
+    # Two chunks of one file and one of another: the first chunk is ahead in both lists, the
+    # second defines the function whose signature the query describes.
+    dense = [_hit("a1", 0.80, "a.py", (1, 20)), _hit("a2", 0.76, "a.py", (21, 40)), _hit("b", 0.60, "b.py")]
+    keyword = [_hit("a1", 6.0, "a.py", (1, 20)), _hit("a2", 5.0, "a.py", (21, 40)), _hit("b", 4.0, "b.py")]
+    names = {"a1": 0.3, "a2": 0.3}
+    assert [h.id for h, _ in fuse(dense, keyword, symbol=names)] == ["a1", "a2", "b"]
+    closer = {"a1": 0.35, "a2": 0.62, "b": 0.40}
+    assert [h.id for h, _ in fuse(dense, keyword, symbol=names, signature=closer)] == ["a2", "a1", "b"]
+
+
+def test_a_sync_embeds_signatures_and_a_search_reads_them_from_the_cache(workspace: Path) -> None:
+    embedder = CountingEmbedder()
+    index = _open(workspace, embedder)
+    sync_workspace(index)
+    assert "load orders records options none" in embedder.signatures
+    embedder.signatures.clear()
+    query = "load the orders from their records"
+    results = search(index, query, limit=3)
+    assert results[0].symbol == "load_orders"
+    assert embedder.signatures == [query], "only the query itself (one line too) was embedded"
+    vector = index.embedder.embed_query(query)
+    hits = index.store.dense_search(vector, 10)
+    names, close = definition_scores(index, query, vector, hits)
+    by_symbol = {h.symbol: close[h.id] for h in hits if h.id in close}
+    assert by_symbol["load_orders"] > by_symbol["ship_orders"] and names
+    assert definition_scores(index, query, None, hits)[1] == {}, "no query vector: no signature signal"
+    # An edit embeds the one new signature; a signature missing from the cache (an index from an
+    # older version) is embedded by the search that needs it, once.
+    pipeline = workspace / "src" / "pipeline.py"
+    pipeline.write_text(pipeline.read_text().replace("def ship_orders(records,", "def ship_orders(parcels,"))
+    embedder.signatures.clear()
+    sync_paths(index, ["src/pipeline.py"])
+    assert embedder.signatures == ["ship orders parcels options none"]
+    index.cache._db.execute("DELETE FROM embeddings WHERE length(vector) > 0")
+    embedder.signatures.clear()
+    search(index, query, limit=3)
+    asked = len(embedder.signatures)
+    search(index, query, limit=3)
+    assert asked > 1 and len(embedder.signatures) == asked + 1, "the second time only the query"
     index.close()
 
 
