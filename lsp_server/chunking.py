@@ -22,10 +22,12 @@ from .kinds import SymbolKind
 
 log = logging.getLogger(__name__)
 
-# all-MiniLM-L6-v2 reads 256 word pieces; code runs about 3-4 characters a piece, so a chunk
-# of 800 characters is read whole. 1200 (cut off by the model) scored lower in every mode on
-# the retrieval benchmark; docs/BENCHMARKS.md has the numbers.
-DEFAULT_MAX_CHARS = 800
+# all-MiniLM-L6-v2 reads 256 word pieces; code runs about 3-4 characters a piece, so at 800
+# characters 23 % of the stdlib corpus's chunks were still cut off. 1200 scored lower in every
+# mode on the retrieval benchmark; 600 (issue 16, with the signature signal) scores higher on
+# both corpora's doc, identifier and name queries for 27 % more chunks. docs/BENCHMARKS.md
+# has the numbers. An index keeps its chunks until their file changes.
+DEFAULT_MAX_CHARS = 600
 # A definition smaller than this may share a chunk with another definition.
 SMALL_DEF_CHARS = 200
 # Single lines can be huge (minified code); a chunk never stores more than this.

@@ -9,8 +9,9 @@ signatures defined in a candidate's lines (issue 16, docs/BENCHMARKS.md: stdlib 
 MRR@10 0.487 -> 0.507, rxjs 0.352 -> 0.390; identifiers unchanged or up).
 
 The vectors live in the embedding cache, keyed like chunk texts: a sync embeds the
-signatures of the files it writes, so a search finds them there; one it does not find (an
-index from an older version, or an embedder that failed meanwhile) is embedded then, once.
+signatures of the files it writes, so a search finds them there; those it does not find (an
+index from an older version, or an embedder that failed meanwhile) it embeds, a few per
+search (EMBED_PER_SEARCH), once.
 """
 
 from __future__ import annotations
@@ -41,6 +42,10 @@ KEYWORDS = frozenset({
     "override", "readonly", "interface", "type", "struct", "impl", "void",
 })
 MAX_LINE_CHARS = 200
+# Signatures a search embeds at most when the cache lacks them (an index from an earlier
+# version, or one whose first index is still embedding): 30 cost the bundled model 55 ms
+# here (2 cores), so a search stays quick while the cache fills.
+EMBED_PER_SEARCH = 32
 
 
 def text(name: str, container: str | None, line: str = "") -> str:
@@ -83,12 +88,14 @@ def _line(lines: list[str], i: int) -> str:
     return lines[i] if 0 <= i < len(lines) else ""
 
 
-def vectors(cache: EmbeddingCache, embedder: Embedder, key: str, texts: Sequence[str]) -> dict[str, np.ndarray]:
-    """Vectors of these texts by text: from the cache, the rest embedded now and cached. An
-    embedder that fails leaves those out (the signal then counts 0 for them)."""
+def vectors(cache: EmbeddingCache, embedder: Embedder, key: str, texts: Sequence[str],
+            embed_at_most: int | None = None) -> dict[str, np.ndarray]:
+    """Vectors of these texts by text: from the cache, the rest (up to ``embed_at_most``)
+    embedded now and cached. Those left out, or that a failing embedder could not embed,
+    are missing from the answer: the signal counts 0 for them."""
     unique = list(dict.fromkeys(texts))
     found = dict(zip(unique, cache.get_many(key, unique)))
-    missing = [t for t, v in found.items() if v is None]
+    missing = [t for t, v in found.items() if v is None][:embed_at_most]
     if missing:
         try:
             fresh = embedder.embed_documents(missing)

@@ -449,6 +449,18 @@ def test_a_signature_close_to_the_query_decides_between_two_chunks_of_one_file()
     assert [h.id for h, _ in fuse(dense, keyword, symbol=names, signature=closer)] == ["a2", "a1", "b"]
 
 
+def test_a_search_embeds_a_bounded_number_of_missing_signatures(tmp_path: Path) -> None:
+    cache, embedder = EmbeddingCache(tmp_path / "c.db"), CountingEmbedder()
+    texts = [f"jar add cookie {i}" for i in range(5)]
+    cache.put_many("m", texts[:1], embedder.embed_documents(texts[:1]))
+    embedder.signatures.clear()
+    found = signatures.vectors(cache, embedder, "m", [*texts, texts[0]], embed_at_most=2)
+    assert list(found) == texts[:3] and embedder.signatures == texts[1:3]
+    assert sum(v is not None for v in cache.get_many("m", texts)) == 3, "those embedded are cached"
+    embedder.fail = EmbeddingError("down", retryable=True)
+    assert list(signatures.vectors(cache, embedder, "m", texts)) == texts[:3], "a failing embedder: cached ones only"
+
+
 def test_a_sync_embeds_signatures_and_a_search_reads_them_from_the_cache(workspace: Path) -> None:
     embedder = CountingEmbedder()
     index = _open(workspace, embedder)
