@@ -138,8 +138,8 @@ def variants(candidates: int, names: Names) -> dict[str, Fuser]:
     def keyword(q, d, k, g):
         return ranked([(h, h.score) for h in k[:c]])
 
-    def semantic(q, d, k, g):
-        return ranked([(h, h.score) for h in d[:c]])
+    def semantic(q, d, k, g):  # the engine's semantic mode (signatures count, issue 16)
+        return ranked(search_mod.by_meaning(d[:c], g))
 
     def engine(q, d, k, g):
         return ranked(search_mod.fuse(d[:c], k[:c], *search_mod.fusion_weights(q.text),

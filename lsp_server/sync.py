@@ -89,9 +89,14 @@ def embed_text(chunk: dict[str, Any] | chunking.Chunk) -> str:
     return f"{header}\n{get('content')}"
 
 
-def search_text(chunk: chunking.Chunk) -> str:
-    """What BM25 reads: path, symbol and code with identifiers split into words."""
-    return tokens.expand_identifiers(f"{chunk.path} {chunk.symbol or ''}\n{chunk.content}")
+def search_text(chunk: chunking.Chunk, signature_texts: Sequence[str] = ()) -> str:
+    """What BM25 reads: path, symbol and code with identifiers split into words, then the
+    chunk's signatures twice and its path again. Those fields weigh names and paths above
+    bodies (issue 16: keyword mode's MRR@10 on doc queries 0.328 -> 0.382 on the stdlib
+    corpus and 0.165 -> 0.184 on rxjs, identifiers 0.751 -> 0.861 and 0.756 -> 0.876)."""
+    signature = " ".join(signature_texts)
+    return tokens.expand_identifiers(f"{chunk.path} {chunk.symbol or ''}\n{chunk.content}\n"
+                                     f"{signature}\n{signature}\n{chunk.path}")
 
 
 @attrs.frozen
@@ -160,13 +165,13 @@ def _rows(index: WorkspaceIndex, parsed: list[_Parsed], embed_now: bool, stats: 
     rows: list[dict[str, Any]] = []
     for p in parsed:
         seen: dict[str, int] = {}
-        for c in p.chunks:
+        for c, signature_texts in zip(p.chunks, signatures.by_chunk(p.chunks, p.symbols)):
             occurrence = seen.get(c.content, 0)
             seen[c.content] = occurrence + 1
             i = len(rows)
             rows.append(store.row(id=chunk_id(p.path, c.content, occurrence), path=p.path, language=c.language,
                                   start_line=c.start_line, end_line=c.end_line, symbol=c.symbol or "",
-                                  kind=c.kind or 0, content=c.content, search_text=search_text(c),
+                                  kind=c.kind or 0, content=c.content, search_text=search_text(c, signature_texts),
                                   vector=vectors[i]))
     return rows
 

@@ -19,6 +19,7 @@ from lsp_server.embedding import HashEmbedder
 from lsp_server.errors import EmbeddingError, InvalidInput, StoreError
 from lsp_server.index import WorkspaceIndex
 from lsp_server.search import (
+    by_meaning,
     definition_scores,
     fuse,
     fusion_weights,
@@ -32,7 +33,7 @@ from lsp_server.search import (
 from lsp_server.settings import Settings
 from lsp_server.state import EmbeddingCache
 from lsp_server.store import Hit
-from lsp_server.sync import sync_paths, sync_workspace
+from lsp_server.sync import search_text, sync_paths, sync_workspace
 
 FIXTURE = Path(__file__).parent / "fixtures" / "workspace"
 
@@ -447,6 +448,32 @@ def test_a_signature_close_to_the_query_decides_between_two_chunks_of_one_file()
     assert [h.id for h, _ in fuse(dense, keyword, symbol=names)] == ["a1", "a2", "b"]
     closer = {"a1": 0.35, "a2": 0.62, "b": 0.40}
     assert [h.id for h, _ in fuse(dense, keyword, symbol=names, signature=closer)] == ["a2", "a1", "b"]
+
+
+def test_semantic_mode_counts_a_definitions_signature() -> None:
+    # Two chunks of one file and one of another, in dense order; the second chunk defines the
+    # function whose signature is closest to the query, and moves up.
+    dense = [_hit("a1", 0.62, "a.py", (1, 20)), _hit("a2", 0.58, "a.py", (21, 40)), _hit("b", 0.50, "b.py")]
+    assert [h.id for h, _ in by_meaning(dense, {})] == ["a1", "a2", "b"]
+    assert [h.id for h, _ in by_meaning(dense, {"a1": 0.2, "a2": 0.4, "b": 0.3})] == ["a2", "a1", "b"]
+
+
+def test_keyword_search_weighs_a_definitions_signature_above_its_body(workspace: Path) -> None:
+    """BM25 reads a chunk's signatures twice and its path again (sync.search_text): the
+    function named for parcels outranks a longer one whose body says "parcel" more often."""
+    (workspace / "src" / "audit.py").write_text(
+        "def audit(entries):\n    parcel = entries[0]\n    log(parcel, 'checked')\n"
+        "    return summary(entries, parcel)\n")
+    (workspace / "src" / "scale.py").write_text("def weigh_parcel(item):\n    return item.grams / 1000\n")
+    chunk = chunking.Chunk("src/scale.py", "python", 1, 2, "def weigh_parcel(item):", "weigh_parcel", 12)
+    text = search_text(chunk, ["weigh parcel item"])
+    words = text.split()
+    assert words.count("parcel") == 4 and words.count("scale") == 2  # symbol, code, the signature twice; path twice
+    index = _open(workspace)
+    sync_workspace(index)
+    results = search(index, "parcel", limit=2, mode="keyword")
+    assert [r.symbol for r in results] == ["weigh_parcel", "audit"]
+    index.close()
 
 
 def test_a_search_embeds_a_bounded_number_of_missing_signatures(tmp_path: Path) -> None:
