@@ -111,7 +111,9 @@ def perf_block(p: dict[str, Any]) -> str:
             p50_p95("inprocess", "breakdown_ms", "dense_search", digits=".1f")),
         row("… in-process: BM25 top-30 (ChunkIndex; server: Milvus), ms",
             p50_p95("inprocess", "breakdown_ms", "keyword_search", digits=".1f")),
-        row("… in-process: name and signature signals, ms", p50_p95("inprocess", "breakdown_ms", "definition_scores", digits=".1f")),
+        row("… in-process: name and signature signals, ms",  # "symbol_scores" in results from before issue 16
+            lambda s: p50_p95("inprocess", "breakdown_ms", "definition_scores" if _get(
+                s, "inprocess", "breakdown_ms", "definition_scores") else "symbol_scores", digits=".1f")(s)),
         row("… in-process: fusion + merge, ms", p50_p95("inprocess", "breakdown_ms", "fuse_merge", digits=".2f")),
         row("… in-process: whole hybrid search(), ms", p50_p95("inprocess", "breakdown_ms", "search_hybrid", digits=".1f")),
         row("floor: numpy brute-force cosine top-30, ms", p50_p95("inprocess", "breakdown_ms", "brute_force", digits=".2f")),
