@@ -5,8 +5,8 @@ few words among hundreds. The signature text is only those: the enclosing class'
 the definition's first line, identifiers split into words and keywords left out
 (`class Message: def get_content_charset(self, failobj=None):` -> "message get content
 charset failobj none"). Hybrid search adds the best cosine between the query and the
-signatures defined in a candidate's lines (issue 16, docs/BENCHMARKS.md: stdlib doc queries
-MRR@10 0.487 -> 0.507, rxjs 0.352 -> 0.390; identifiers unchanged or up).
+signatures defined in a candidate's lines; semantic search adds it to each chunk's cosine,
+and BM25 reads the signatures as a field (issue 16, docs/BENCHMARKS.md rows 32-44).
 
 The vectors live in the embedding cache, keyed like chunk texts: a sync embeds the
 signatures of the files it writes, so a search finds them there; those it does not find (an
@@ -50,8 +50,9 @@ EMBED_PER_SEARCH = 32
 
 def text(name: str, container: str | None, line: str = "") -> str:
     """The signature text of a definition from its name, its container and its first line."""
-    words = [p for w in tokens.words(line[:MAX_LINE_CHARS]) for p in tokens.split_identifier(w)
-             if p not in KEYWORDS] or tokens.split_identifier(name)
+    # Whole words only: `get_type` keeps its "type", `def` and `self` go.
+    words = [p for w in tokens.words(line[:MAX_LINE_CHARS]) if w not in KEYWORDS
+             for p in tokens.split_identifier(w)] or tokens.split_identifier(name)
     owner = tokens.split_identifier(container.rsplit(".", 1)[-1]) if container else []
     return " ".join([*owner, *words])
 

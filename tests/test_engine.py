@@ -421,6 +421,7 @@ def test_signature_text_is_the_owner_and_the_definition_line_in_words() -> None:
     assert signatures.text("toPromise", None, "export function toPromise<T>(source: Observable<T>): Promise<T> {") \
         == "to promise t source observable t promise t"
     assert signatures.text("handle", None) == "handle", "no line: the name's words"
+    assert signatures.text("get_type", "Field", "    def get_type(self):") == "field get type", "a keyword inside a name stays"
 
 
 def test_signatures_of_a_file_are_those_searches_ask_of_its_chunks() -> None:
