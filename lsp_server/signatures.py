@@ -71,8 +71,8 @@ def of_chunk(content: str, start_line: int, end_line: int, symbol: str | None,
 
 
 def by_chunk(chunks: Sequence[Chunk], defined: Iterable[Symbol]) -> list[list[str]]:
-    """Each chunk's signature texts, for a file's chunks in order (they cover the file once);
-    the same texts of_chunk gives a search for each."""
+    """Each chunk's signature texts, for a file's chunks in order (they cover the file once):
+    what a sync stores for BM25 and embeds, the same texts of_chunk gives a search."""
     starts = [c.start_line for c in chunks]
     found: dict[int, list[Symbol]] = {}
     for sym in defined:
@@ -80,12 +80,6 @@ def by_chunk(chunks: Sequence[Chunk], defined: Iterable[Symbol]) -> list[list[st
         if i >= 0:
             found.setdefault(i, []).append(sym)
     return [of_chunk(c.content, c.start_line, c.end_line, c.symbol, found.get(i, ())) for i, c in enumerate(chunks)]
-
-
-def of_file(chunks: Sequence[Chunk], defined: Iterable[Symbol]) -> list[str]:
-    """The signature texts of a file's chunks, each once: what a sync embeds ahead of the
-    searches that will ask for them."""
-    return list(dict.fromkeys(t for texts in by_chunk(chunks, defined) for t in texts))
 
 
 def _line(lines: list[str], i: int) -> str:

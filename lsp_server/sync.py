@@ -107,6 +107,7 @@ class _Parsed:
     hash: str
     chunks: list[chunking.Chunk]
     symbols: list[symbols.Symbol]
+    signatures: list[list[str]]  # each chunk's signature texts (signatures.py), from the redacted text
     redactions: int = 0
     redacted: str = ""  # what was redacted and where, for the user: never the secret
 
@@ -143,6 +144,7 @@ def read_and_chunk(index: WorkspaceIndex, rel: str, language: str) -> tuple[_Par
     if tree is not None:
         file_symbols = symbols.extract(tree, data, language)
     return _Parsed(rel, st.st_size, st.st_mtime_ns, content_hash(data), chunks, file_symbols,
+                   signatures.by_chunk(chunks, file_symbols),
                    found.count, found.reason()), None
 
 
@@ -165,7 +167,7 @@ def _rows(index: WorkspaceIndex, parsed: list[_Parsed], embed_now: bool, stats: 
     rows: list[dict[str, Any]] = []
     for p in parsed:
         seen: dict[str, int] = {}
-        for c, signature_texts in zip(p.chunks, signatures.by_chunk(p.chunks, p.symbols)):
+        for c, signature_texts in zip(p.chunks, p.signatures):
             occurrence = seen.get(c.content, 0)
             seen[c.content] = occurrence + 1
             i = len(rows)
@@ -174,6 +176,11 @@ def _rows(index: WorkspaceIndex, parsed: list[_Parsed], embed_now: bool, stats: 
                                   kind=c.kind or 0, content=c.content, search_text=search_text(c, signature_texts),
                                   vector=vectors[i]))
     return rows
+
+
+def _signature_texts(parsed: list[_Parsed]) -> list[str]:
+    """The files' signature texts, each once: what a sync embeds ahead of the searches."""
+    return list(dict.fromkeys(t for p in parsed for texts in p.signatures for t in texts))
 
 
 def write_files(index: WorkspaceIndex, parsed: list[_Parsed], embed_now: bool,
@@ -291,7 +298,7 @@ def sync_workspace(index: WorkspaceIndex, progress: Progress | None = None, canc
             remove_files(index, gone)
             waiting = write_files(index, parsed, embed_now=False, stats=stats)
             if feed is not None:
-                feed.put(waiting, [t for p in parsed for t in signatures.of_file(p.chunks, p.symbols)])
+                feed.put(waiting, _signature_texts(parsed))
             stats.changed_files += len(parsed)
             done += len(batch)
             index.state.indexed_files = done
@@ -563,8 +570,7 @@ def sync_paths(index: WorkspaceIndex, rel_paths: list[str], embed_now: bool = Tr
     remove_files(index, removed)
     write_files(index, parsed, embed_now=embed_now, stats=stats)
     if embed_now and index.vector_key is not None and not stats.error:
-        signatures.vectors(index.cache, index.embedder, index.vector_key,
-                           [t for p in parsed for t in signatures.of_file(p.chunks, p.symbols)])
+        signatures.vectors(index.cache, index.embedder, index.vector_key, _signature_texts(parsed))
     if index.state.files:  # files selected for indexing, as status reports them
         index.state.files += added - len(removed)
     stats.changed_files = len(parsed)

@@ -425,7 +425,7 @@ def test_signature_text_is_the_owner_and_the_definition_line_in_words() -> None:
 
 
 def test_signatures_of_a_file_are_those_searches_ask_of_its_chunks() -> None:
-    """The texts a sync embeds (of_file) are the texts a search looks up (of_chunk): a long
+    """The texts a sync stores and embeds (by_chunk) are the texts a search looks up (of_chunk): a long
     function's continuation chunk takes its definition's name, a chunk of two functions both."""
     source = "class Jar:\n" + _function("add_cookie", "cookie").replace("\n", "\n    ").replace("def ", "    def ", 1)
     source += "\n" + "".join(f"    def helper_{i}(self):\n        return {i}\n" for i in range(3))
@@ -434,7 +434,7 @@ def test_signatures_of_a_file_are_those_searches_ask_of_its_chunks() -> None:
     defined = symbols.extract(tree, source.encode(), "python")
     assert len(chunks) >= 3
     per_chunk = [signatures.of_chunk(c.content, c.start_line, c.end_line, c.symbol, defined) for c in chunks]
-    assert signatures.of_file(chunks, defined) == list(dict.fromkeys(t for ts in per_chunk for t in ts))
+    assert signatures.by_chunk(chunks, defined) == per_chunk
     assert "jar add cookie records options none" in per_chunk[0] + per_chunk[1]
     assert any(ts == ["jar add cookie"] for ts in per_chunk), "a continuation chunk: its definition's name"
     assert any(len(ts) >= 2 for ts in per_chunk), "small methods glued into one chunk: each one's signature"
